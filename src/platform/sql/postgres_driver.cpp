@@ -1,0 +1,492 @@
+// The PostgreSQL driver: libpq in non-blocking mode driven by the Asio loop (no thread per
+// query), a bounded pool of lazily opened connections, broken ones discarded and replaced.
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <exception>
+#include <mutex>
+#include <optional>
+
+#include "platform/sql/connection_slots.h"
+#include "platform/sql/drivers.h"
+
+namespace aether::platform::sql::detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Kind = DatabaseError::Kind;
+using Descriptor = asio::posix::stream_descriptor;
+
+// Type OIDs from pg_type.h, so `$1 + 1` works for numbers; strings stay untyped (OID 0) so the
+// server infers them from context (timestamps, enums, jsonb...).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kFloat8Oid = 701;
+constexpr Oid kBoolOid = 16;
+
+// An async_wait on an edge-triggered reactor can miss readiness that another IO thread saw
+// between libpq's EAGAIN and the wait being queued; re-checking periodically bounds that case.
+constexpr std::chrono::milliseconds kRecheck{200};
+
+// The server cancels slow statements itself (statement_timeout); the client-side deadline is a
+// backstop for an unresponsive server and costs the connection.
+constexpr std::chrono::milliseconds kClientGrace{1000};
+
+Kind kind_of(const char* sqlstate) {
+    std::string_view code = sqlstate != nullptr ? sqlstate : "";
+    if (code == "23505") return Kind::UniqueViolation;
+    if (code == "23503") return Kind::ForeignKey;
+    if (code == "57014" || code == "55P03") return Kind::Timeout;
+    if ((code.starts_with("08") && code != "08P01") || code == "57P01" || code == "57P02" ||
+        code == "57P03") {
+        return Kind::ConnectionLost;
+    }
+    return Kind::Other;
+}
+
+std::string first_line(const char* message) {
+    std::string text = message != nullptr ? message : "";
+    auto end = text.find('\n');
+    if (end != std::string::npos) text.resize(end);
+    return text;
+}
+
+std::string to_text(const Value& value) {
+    return std::visit(
+        [](const auto& v) -> std::string {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::nullptr_t>) {
+                return {};
+            } else if constexpr (std::is_same_v<T, std::int64_t>) {
+                return std::to_string(v);
+            } else if constexpr (std::is_same_v<T, double>) {
+                char buffer[64];
+                auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, v);
+                return std::string(buffer, end);
+            } else if constexpr (std::is_same_v<T, bool>) {
+                return v ? "true" : "false";
+            } else {
+                return v;
+            }
+        },
+        value);
+}
+
+Oid type_of(const Value& value) {
+    if (std::holds_alternative<std::int64_t>(value)) return kInt8Oid;
+    if (std::holds_alternative<double>(value)) return kFloat8Oid;
+    if (std::holds_alternative<bool>(value)) return kBoolOid;
+    return 0;
+}
+
+class PgConnection {
+  public:
+    explicit PgConnection(PGconn* conn) : conn_(conn) {}
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+    ~PgConnection() {
+        // libpq owns the file descriptor: detach it from Asio before PQfinish closes it.
+        if (socket_) socket_->release();
+        PQfinish(conn_);
+    }
+
+    static asio::awaitable<std::unique_ptr<PgConnection>> connect(
+        const std::string& url, const asio::any_io_executor& executor, const PoolOptions& options) {
+        auto connection = std::make_unique<PgConnection>(PQconnectStart(url.c_str()));
+        PGconn* conn = connection->conn_;
+        if (conn == nullptr) throw std::bad_alloc();
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            throw DatabaseError(Kind::ConnectionLost,
+                                "connect: " + first_line(PQerrorMessage(conn)));
+        }
+        auto deadline = Clock::now() + options.connect_timeout;
+        PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+        while (status != PGRES_POLLING_OK) {
+            if (status == PGRES_POLLING_FAILED) {
+                throw DatabaseError(Kind::ConnectionLost,
+                                    "connect: " + first_line(PQerrorMessage(conn)));
+            }
+            // The socket may change while libpq tries addresses, so wrap it per step.
+            Descriptor socket(executor, PQsocket(conn));
+            bool ready = false;
+            std::exception_ptr failure;
+            try {
+                ready = co_await wait(socket,
+                                      status == PGRES_POLLING_READING ? Descriptor::wait_read
+                                                                      : Descriptor::wait_write,
+                                      deadline);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            socket.release();
+            if (failure) std::rethrow_exception(failure);
+            if (!ready) throw DatabaseError(Kind::Timeout, "connect: timed out");
+            status = PQconnectPoll(conn);
+        }
+        // Notices ("table does not exist, skipping") stay off stderr. libpq also reports here
+        // the FATAL a backend sends before it closes an idle connection (pg_terminate_backend,
+        // server shutdown): that connection must not be handed out again.
+        PQsetNoticeReceiver(
+            conn,
+            [](void* self, const PGresult* notice) {
+                const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+                std::string_view level = severity != nullptr ? severity : "";
+                if (level == "FATAL" || level == "PANIC") {
+                    static_cast<PgConnection*>(self)->broken_ = true;
+                }
+            },
+            connection.get());
+        if (PQsetnonblocking(conn, 1) != 0) {
+            throw DatabaseError(Kind::ConnectionLost, "connect: cannot enter non-blocking mode");
+        }
+        connection->socket_.emplace(executor, PQsocket(conn));
+        co_await connection->execute(
+            "SET statement_timeout = " + std::to_string(options.query_timeout.count()), {},
+            deadline, false);
+        co_return connection;
+    }
+
+    // A pooled connection is reused only if it is idle and the server has not closed it (a
+    // terminated backend leaves its goodbye in the socket buffer, which PQconsumeInput reads).
+    bool reusable() {
+        if (broken_ || PQstatus(conn_) != CONNECTION_OK) return false;
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+        // The goodbye message and the end of stream may arrive separately: read until the
+        // socket has nothing more to say.
+        for (int i = 0; i < 4 && poll_ready(PQsocket(conn_), Descriptor::wait_read); ++i) {
+            if (PQconsumeInput(conn_) == 0) return false;
+            PQisBusy(conn_);  // parses what arrived, which may mark the connection broken
+        }
+        return !broken_ && PQstatus(conn_) == CONNECTION_OK;
+    }
+
+    // True inside an open (or failed) transaction block on a live connection.
+    bool needs_rollback() const {
+        auto status = PQtransactionStatus(conn_);
+        return !broken_ && (status == PQTRANS_INTRANS || status == PQTRANS_INERROR);
+    }
+    void mark_broken() { broken_ = true; }
+
+    // Runs one statement with parameters, or (script) several without.
+    asio::awaitable<Result> execute(const std::string& sql, const std::vector<Value>& params,
+                                    Clock::time_point deadline, bool script) {
+        std::vector<std::string> texts;
+        std::vector<const char*> values;
+        std::vector<Oid> types;
+        texts.reserve(params.size());
+        for (const auto& param : params) {
+            texts.push_back(to_text(param));
+            types.push_back(type_of(param));
+        }
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            values.push_back(std::holds_alternative<std::nullptr_t>(params[i]) ? nullptr
+                                                                               : texts[i].c_str());
+        }
+        int sent = script ? PQsendQuery(conn_, sql.c_str())
+                          : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()),
+                                              types.data(), values.data(), nullptr, nullptr, 0);
+        if (sent == 0) fail_connection("send");
+        for (;;) {
+            int flushed = PQflush(conn_);
+            if (flushed == 0) break;
+            if (flushed < 0) fail_connection("send");
+            if (!co_await wait(*socket_, Descriptor::wait_write, deadline)) time_out();
+        }
+
+        std::vector<Row> rows;
+        std::int64_t affected = 0;
+        std::optional<DatabaseError> error;
+        for (;;) {
+            if (PQconsumeInput(conn_) == 0) fail_connection("receive");
+            while (PQisBusy(conn_)) {
+                if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
+                if (PQconsumeInput(conn_) == 0) fail_connection("receive");
+            }
+            PGresult* result = PQgetResult(conn_);
+            if (result == nullptr) break;
+            std::unique_ptr<PGresult, decltype(&PQclear)> owned(result, &PQclear);
+            switch (PQresultStatus(result)) {
+                case PGRES_TUPLES_OK:
+                case PGRES_SINGLE_TUPLE:
+                    rows = read_rows(result);
+                    affected = affected_rows(result);
+                    break;
+                case PGRES_COMMAND_OK:
+                case PGRES_EMPTY_QUERY:
+                    rows.clear();
+                    affected = affected_rows(result);
+                    break;
+                default:
+                    if (!error) error = to_error(result);
+                    break;
+            }
+        }
+        if (error) {
+            if (PQstatus(conn_) != CONNECTION_OK) {
+                broken_ = true;
+                throw DatabaseError(Kind::ConnectionLost, error->what(), error->sqlstate());
+            }
+            if (error->kind() == Kind::ConnectionLost) broken_ = true;
+            throw *error;
+        }
+        co_return Result(std::move(rows), affected);
+    }
+
+  private:
+    // Waits for the socket until `deadline`; false when the deadline passed first.
+    static asio::awaitable<bool> wait(Descriptor& socket, Descriptor::wait_type type,
+                                      Clock::time_point deadline) {
+        using namespace asio::experimental::awaitable_operators;
+        asio::steady_timer timer(socket.get_executor());
+        for (;;) {
+            auto now = Clock::now();
+            if (now >= deadline) co_return false;
+            timer.expires_at(std::min(deadline, now + kRecheck));
+            auto outcome = co_await (socket.async_wait(type, asio::use_awaitable) ||
+                                     timer.async_wait(asio::use_awaitable));
+            if (outcome.index() == 0) co_return true;
+            if (poll_ready(socket.native_handle(), type)) co_return true;
+        }
+    }
+
+    static bool poll_ready(int fd, Descriptor::wait_type type);
+
+    [[noreturn]] void fail_connection(std::string_view stage) {
+        broken_ = true;
+        throw DatabaseError(Kind::ConnectionLost,
+                            std::string(stage) + ": " + first_line(PQerrorMessage(conn_)));
+    }
+
+    [[noreturn]] void time_out() {
+        broken_ = true;
+        throw DatabaseError(Kind::Timeout, "query timed out", "57014");
+    }
+
+    static std::vector<Row> read_rows(PGresult* result) {
+        int fields = PQnfields(result);
+        auto names = std::make_shared<std::vector<std::string>>();
+        for (int i = 0; i < fields; ++i) names->emplace_back(PQfname(result, i));
+        std::vector<Row> rows;
+        int count = PQntuples(result);
+        rows.reserve(static_cast<std::size_t>(count));
+        for (int r = 0; r < count; ++r) {
+            std::vector<Value> cells;
+            cells.reserve(static_cast<std::size_t>(fields));
+            for (int c = 0; c < fields; ++c) {
+                if (PQgetisnull(result, r, c)) {
+                    cells.emplace_back(nullptr);
+                } else {
+                    cells.emplace_back(
+                        std::string(PQgetvalue(result, r, c),
+                                    static_cast<std::size_t>(PQgetlength(result, r, c))));
+                }
+            }
+            rows.emplace_back(names, std::move(cells));
+        }
+        return rows;
+    }
+
+    static std::int64_t affected_rows(PGresult* result) {
+        std::string_view status = PQcmdStatus(result);
+        if (status.starts_with("SELECT")) return 0;
+        std::string_view count = PQcmdTuples(result);
+        std::int64_t value = 0;
+        std::from_chars(count.data(), count.data() + count.size(), value);
+        return value;
+    }
+
+    // Only the primary message: DETAIL lines may quote the parameter values.
+    static DatabaseError to_error(PGresult* result) {
+        const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+        const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+        std::string message =
+            primary != nullptr ? primary : first_line(PQresultErrorMessage(result));
+        return DatabaseError(kind_of(sqlstate), message, sqlstate != nullptr ? sqlstate : "");
+    }
+
+    PGconn* conn_;
+    std::optional<Descriptor> socket_;
+    bool broken_ = false;
+};
+
+bool PgConnection::poll_ready(int fd, Descriptor::wait_type type) {
+    pollfd entry{fd, static_cast<short>(type == Descriptor::wait_read ? POLLIN : POLLOUT), 0};
+    return ::poll(&entry, 1, 0) > 0;
+}
+
+class PgDatabase;
+
+// A connection taken from the pool; returns it (or discards it when unusable) on destruction.
+class Lease {
+  public:
+    Lease(std::shared_ptr<PgDatabase> database, std::unique_ptr<PgConnection> connection)
+        : database_(std::move(database)), connection_(std::move(connection)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    PgConnection& operator*() const { return *connection_; }
+    PgConnection* operator->() const { return connection_.get(); }
+
+  private:
+    std::shared_ptr<PgDatabase> database_;
+    std::unique_ptr<PgConnection> connection_;
+};
+
+class PgSession final : public Session {
+  public:
+    PgSession(PgConnection& connection, const PoolOptions& options)
+        : connection_(connection), options_(options) {}
+    asio::awaitable<void> execute_script(std::string sql) override {
+        co_await connection_.execute(sql, {}, deadline(), true);
+    }
+    std::string_view dialect() const override { return "postgres"; }
+
+  protected:
+    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
+        co_return co_await connection_.execute(sql, params, deadline(), false);
+    }
+
+  private:
+    Clock::time_point deadline() const {
+        return Clock::now() + options_.query_timeout + kClientGrace;
+    }
+    PgConnection& connection_;
+    const PoolOptions& options_;
+};
+
+class PgDatabase final : public Database, public std::enable_shared_from_this<PgDatabase> {
+  public:
+    PgDatabase(std::string url, asio::any_io_executor executor, const PoolOptions& options)
+        : url_(std::move(url)),
+          executor_(std::move(executor)),
+          options_(options),
+          slots_(static_cast<std::size_t>(options.max_connections), options.max_waiters) {}
+
+    std::string_view dialect() const override { return "postgres"; }
+
+    asio::awaitable<void> transaction(
+        std::function<asio::awaitable<void>(Session&)> body) override {
+        Lease lease = co_await acquire();
+        PgSession session(*lease, options_);
+        co_await session.execute_script("BEGIN");
+        std::exception_ptr failure;
+        try {
+            co_await body(session);
+            co_await session.execute_script("COMMIT");
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            if (lease->needs_rollback()) {
+                try {
+                    co_await session.execute_script("ROLLBACK");
+                } catch (const std::exception&) {
+                    lease->mark_broken();
+                }
+            }
+            std::rethrow_exception(failure);
+        }
+    }
+
+    asio::awaitable<bool> ping() override {
+        try {
+            auto result = co_await query("SELECT 1");
+            co_return result.size() == 1;
+        } catch (const std::exception&) {
+            co_return false;
+        }
+    }
+
+    void close() override {
+        closed_ = true;
+        slots_.close();
+        std::lock_guard lock(mutex_);
+        idle_.clear();
+    }
+
+    // Called by ~Lease.
+    void give_back(std::unique_ptr<PgConnection> connection) {
+        if (connection && !closed_ && connection->reusable()) {
+            std::lock_guard lock(mutex_);
+            idle_.push_back(std::move(connection));
+        }
+        connection.reset();
+        slots_.release();
+    }
+
+  protected:
+    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
+        Lease lease = co_await acquire();
+        co_return co_await lease->execute(
+            sql, params, Clock::now() + options_.query_timeout + kClientGrace, false);
+    }
+
+  private:
+    asio::awaitable<Lease> acquire() {
+        auto self = shared_from_this();
+        co_await slots_.acquire(options_.acquire_timeout);
+        std::unique_ptr<PgConnection> connection;
+        std::exception_ptr failure;
+        try {
+            if (closed_) throw DatabaseError(Kind::ConnectionLost, "database is closed");
+            connection = take_idle();
+            if (!connection) {
+                connection = co_await PgConnection::connect(url_, executor_, options_);
+            }
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            slots_.release();
+            std::rethrow_exception(failure);
+        }
+        // From here the slot belongs to the lease, which returns it on every path.
+        co_return Lease(std::move(self), std::move(connection));
+    }
+
+    std::unique_ptr<PgConnection> take_idle() {
+        std::lock_guard lock(mutex_);
+        while (!idle_.empty()) {
+            auto connection = std::move(idle_.back());
+            idle_.pop_back();
+            if (connection->reusable()) return connection;
+        }
+        return nullptr;
+    }
+
+    std::string url_;
+    asio::any_io_executor executor_;
+    PoolOptions options_;
+    ConnectionSlots slots_;
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<PgConnection>> idle_;
+    std::atomic<bool> closed_{false};
+};
+
+Lease::~Lease() {
+    if (database_) database_->give_back(std::move(connection_));
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<Database>, std::string> open_postgres(
+    const std::string& url, const asio::any_io_executor& executor, const PoolOptions& options) {
+    char* error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &error);
+    if (parsed == nullptr) {
+        std::string message = "invalid PostgreSQL URL: " + first_line(error);
+        PQfreemem(error);
+        return unexpected(std::move(message));
+    }
+    PQconninfoFree(parsed);
+    return std::shared_ptr<Database>(std::make_shared<PgDatabase>(url, executor, options));
+}
+
+}  // namespace aether::platform::sql::detail
