@@ -84,52 +84,72 @@ using Outcome = std::variant<Stored<R>, std::exception_ptr>;
 
 }  // namespace detail
 
+namespace detail {
+
+// Starts a job on the pool and completes the awaiting coroutine's handler on its own executor.
+// A named type rather than a lambda: GCC 12 mishandles closures that cross into coroutines
+// (copies that skip their captures' copy constructors; seen under valgrind as double frees).
+template <class F>
+struct BlockingInitiation {
+    BlockingPool* pool;
+    std::shared_ptr<F> fn;
+
+    template <class Handler>
+    void operator()(Handler handler) const {
+        using R = std::invoke_result_t<F>;
+        using Result = Outcome<R>;
+        auto shared = std::make_shared<Handler>(std::move(handler));
+        auto target = boost::asio::get_associated_executor(*shared);
+        auto work = boost::asio::prefer(target, boost::asio::execution::outstanding_work.tracked);
+        auto job = [shared, work, fn = fn]() {
+            Result result{std::exception_ptr{}};
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    (*fn)();
+                    result.template emplace<0>();
+                } else {
+                    result.template emplace<0>((*fn)());
+                }
+            } catch (...) {
+                result.template emplace<1>(std::current_exception());
+            }
+            boost::asio::dispatch(work, [shared, result = std::move(result)]() mutable {
+                (*shared)(std::move(result));
+            });
+        };
+        if (!pool->try_submit(std::move(job))) {
+            boost::asio::dispatch(target, [shared]() mutable {
+                (*shared)(Result{std::make_exception_ptr(Overloaded(1))});
+            });
+        }
+    }
+};
+
+template <class R>
+boost::asio::awaitable<R> unwrap(boost::asio::awaitable<Outcome<R>> pending) {
+    Outcome<R> outcome = co_await std::move(pending);
+    if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
+    if constexpr (!std::is_void_v<R>) co_return std::move(std::get<0>(outcome));
+}
+
+}  // namespace detail
+
 // Runs fn on `pool` and resumes the calling coroutine on its own executor with fn's result (or
 // its exception). Throws Overloaded when the queue is full.
 template <class F>
 boost::asio::awaitable<std::invoke_result_t<F>> blocking(BlockingPool& pool, F fn) {
     using R = std::invoke_result_t<F>;
-    using Outcome = detail::Outcome<R>;
-    auto executor = co_await boost::asio::this_coro::executor;
-    Outcome outcome =
-        co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(Outcome)>(
-            [&pool, executor, fn = std::move(fn)](auto handler) mutable {
-                using Handler = decltype(handler);
-                auto shared = std::make_shared<Handler>(std::move(handler));
-                auto target = boost::asio::get_associated_executor(*shared, executor);
-                auto work =
-                    boost::asio::prefer(target, boost::asio::execution::outstanding_work.tracked);
-                auto job = [shared, work, fn = std::move(fn)]() mutable {
-                    Outcome result{std::exception_ptr{}};
-                    try {
-                        if constexpr (std::is_void_v<R>) {
-                            fn();
-                            result.template emplace<0>();
-                        } else {
-                            result.template emplace<0>(fn());
-                        }
-                    } catch (...) {
-                        result.template emplace<1>(std::current_exception());
-                    }
-                    boost::asio::dispatch(work, [shared, result = std::move(result)]() mutable {
-                        (*shared)(std::move(result));
-                    });
-                };
-                if (!pool.try_submit(std::move(job))) {
-                    boost::asio::dispatch(target, [shared]() mutable {
-                        (*shared)(Outcome{std::make_exception_ptr(Overloaded(1))});
-                    });
-                }
-            },
+    auto pending =
+        boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(detail::Outcome<R>)>(
+            detail::BlockingInitiation<F>{&pool, std::make_shared<F>(std::move(fn))},
             boost::asio::use_awaitable);
-    if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
-    if constexpr (!std::is_void_v<R>) co_return std::move(std::get<0>(outcome));
+    return detail::unwrap<R>(std::move(pending));
 }
 
 // `co_await blocking(fn)` on the process-wide pool.
 template <class F>
 boost::asio::awaitable<std::invoke_result_t<F>> blocking(F fn) {
-    co_return co_await blocking(*BlockingPool::default_pool(), std::move(fn));
+    return blocking(*BlockingPool::default_pool(), std::move(fn));
 }
 
 }  // namespace aether::platform::runtime
