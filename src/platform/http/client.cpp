@@ -1,0 +1,711 @@
+// HttpClient: Beast on coroutines, one bounded keep-alive pool per (scheme, host, port).
+#include "platform/http/client.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace aether::platform::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+struct Url {
+    bool tls = false;
+    std::string host;  // without IPv6 brackets, lower-cased
+    std::uint16_t port = 0;
+    std::string target;  // path + query
+    std::string host_header;
+};
+
+std::optional<Url> parse_url(std::string_view url) {
+    Url out;
+    auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return std::nullopt;
+    auto scheme = lower(url.substr(0, scheme_end));
+    if (scheme == "https") {
+        out.tls = true;
+    } else if (scheme != "http") {
+        return std::nullopt;
+    }
+    auto rest = url.substr(scheme_end + 3);
+    auto authority_end = rest.find_first_of("/?#");
+    auto authority = rest.substr(0, authority_end);
+    auto tail =
+        authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+    // Credentials in URLs are not supported: they would leak into logs.
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+
+    std::string_view host;
+    std::string_view port_text;
+    if (authority.front() == '[') {
+        auto close = authority.find(']');
+        if (close == std::string_view::npos || close == 1) return std::nullopt;
+        host = authority.substr(1, close - 1);
+        auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return std::nullopt;
+            port_text = after.substr(1);
+            if (port_text.empty()) return std::nullopt;
+        }
+    } else {
+        auto colon = authority.find(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) return std::nullopt;
+        }
+        if (host.empty()) return std::nullopt;
+        for (char c : host) {
+            auto u = static_cast<unsigned char>(c);
+            if (!(std::isalnum(u) || c == '-' || c == '.' || c == '_')) return std::nullopt;
+        }
+    }
+    std::uint16_t default_port = out.tls ? 443 : 80;
+    out.port = default_port;
+    if (!port_text.empty()) {
+        unsigned value = 0;
+        auto [end, ec] =
+            std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 ||
+            value > 65535) {
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    out.host = lower(host);
+
+    auto fragment = tail.find('#');
+    tail = tail.substr(0, fragment);
+    if (tail.empty()) {
+        out.target = "/";
+    } else if (tail.front() == '?') {
+        out.target = "/" + std::string(tail);
+    } else {
+        out.target = std::string(tail);
+    }
+    for (char c : out.target) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) return std::nullopt;
+    }
+
+    bool ipv6 = out.host.find(':') != std::string::npos;
+    out.host_header = ipv6 ? "[" + out.host + "]" : out.host;
+    if (out.port != default_port) out.host_header += ":" + std::to_string(out.port);
+    return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+    error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+bool is_idempotent(bhttp::verb verb) {
+    switch (verb) {
+        case bhttp::verb::get:
+        case bhttp::verb::head:
+        case bhttp::verb::put:
+        case bhttp::verb::delete_:
+        case bhttp::verb::options:
+        case bhttp::verb::trace:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool has_line_break(std::string_view text) {
+    return text.find_first_of("\r\n") != std::string_view::npos;
+}
+
+ClientError error(ClientError::Kind kind, std::string message, bool request_sent = false) {
+    return ClientError{kind, std::move(message), request_sent};
+}
+
+struct Connection {
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+    beast::flat_buffer buffer;
+    Clock::time_point idle_expiry{};
+
+    beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+
+    void close() {
+        error_code ignored;
+        tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        tcp().socket().close(ignored);
+    }
+
+    // A pooled connection the peer has closed (or written garbage to) reads as EOF or data
+    // while idle; catching it here saves a doomed write.
+    bool looks_reusable() {
+        if (buffer.size() != 0) return false;
+        char byte = 0;
+        auto n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) return false;
+        // TLS peers may legitimately send records (session tickets) after a response.
+        if (n > 0) return tls.has_value();
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+};
+
+struct Waiter;
+
+struct HostPool {
+    std::size_t open = 0;  // slots in use, including idle connections
+    std::deque<std::unique_ptr<Connection>> idle;
+    std::deque<Waiter*> waiters;
+};
+
+// A request queued for a slot; woken by cancelling its timer after one of the fields is set.
+struct Waiter {
+    Waiter(asio::any_io_executor executor, HostPool& host_pool)
+        : timer(std::move(executor)), pool(host_pool) {}
+    ~Waiter() { std::erase(pool.waiters, this); }
+    Waiter(const Waiter&) = delete;
+    Waiter& operator=(const Waiter&) = delete;
+
+    asio::steady_timer timer;
+    HostPool& pool;
+    std::unique_ptr<Connection> connection;
+    bool slot = false;
+    bool closed = false;
+};
+
+struct ExchangeOutcome {
+    error_code ec;
+    bool sent_bytes = false;
+    bool got_bytes = false;
+    bool keep_alive = false;
+    ClientResponse response;
+};
+
+template <class Stream>
+asio::awaitable<ExchangeOutcome> exchange(Stream& stream, beast::tcp_stream& tcp,
+                                          beast::flat_buffer& buffer,
+                                          const bhttp::request<bhttp::string_body>& request,
+                                          Clock::time_point deadline, std::size_t body_limit) {
+    ExchangeOutcome out;
+    tcp.expires_at(deadline);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, request, kUse);
+    out.sent_bytes = written > 0;
+    if (write_ec) {
+        out.ec = write_ec;
+        co_return out;
+    }
+    for (;;) {
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.body_limit(body_limit);
+        parser.header_limit(kHeaderLimit);
+        if (request.method() == bhttp::verb::head) parser.skip(true);
+        tcp.expires_at(deadline);
+        auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kUse);
+        out.got_bytes = out.got_bytes || read > 0 || parser.got_some() || buffer.size() > 0;
+        if (read_ec) {
+            out.ec = read_ec;
+            co_return out;
+        }
+        auto message = parser.release();
+        int status = static_cast<int>(message.result_int());
+        // Interim responses (100 Continue, 103 Early Hints) precede the real one.
+        if (status >= 100 && status < 200 && status != 101) continue;
+        out.keep_alive = message.keep_alive() && request.keep_alive() && status != 101;
+        out.response.status = status;
+        for (const auto& field : message.base()) {
+            out.response.headers.emplace_back(std::string(field.name_string()),
+                                              std::string(field.value()));
+        }
+        out.response.body = std::move(message.body());
+        co_return out;
+    }
+}
+
+}  // namespace
+
+std::string_view ClientResponse::header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+        if (iequals(key, name)) return value;
+    }
+    return {};
+}
+
+std::string_view to_string(ClientError::Kind kind) {
+    switch (kind) {
+        case ClientError::InvalidUrl:
+            return "invalid_url";
+        case ClientError::Resolve:
+            return "resolve";
+        case ClientError::Connect:
+            return "connect";
+        case ClientError::Tls:
+            return "tls";
+        case ClientError::Timeout:
+            return "timeout";
+        case ClientError::ProtocolError:
+            return "protocol_error";
+        case ClientError::BodyTooLarge:
+            return "body_too_large";
+        case ClientError::PoolExhausted:
+            return "pool_exhausted";
+        case ClientError::Closed:
+            return "closed";
+    }
+    return "unknown";
+}
+
+struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
+    Impl(asio::any_io_executor executor, ClientOptions client_options)
+        : executor_(std::move(executor)),
+          options_(std::move(client_options)),
+          tls_context_(asio::ssl::context::tls_client),
+          sweep_timer_(executor_) {
+        if (options_.max_connections_per_host == 0) options_.max_connections_per_host = 1;
+        error_code ec;
+        tls_context_.set_options(asio::ssl::context::default_workarounds |
+                                     asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                                     asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1,
+                                 ec);
+        if (options_.verify_tls) {
+            tls_context_.set_verify_mode(asio::ssl::verify_peer, ec);
+            if (options_.ca_file.empty()) {
+                tls_context_.set_default_verify_paths(ec);
+            } else {
+                tls_context_.load_verify_file(options_.ca_file, ec);
+            }
+            if (ec) tls_setup_error_ = "cannot load trusted CAs: " + ec.message();
+        } else {
+            tls_context_.set_verify_mode(asio::ssl::verify_none, ec);
+        }
+    }
+
+    using Result = Expected<ClientResponse, ClientError>;
+
+    // Holds one slot of a host pool, with or without a connected stream; returns the slot on
+    // destruction unless the connection was recycled into the pool.
+    class Lease {
+      public:
+        Lease(Impl* impl, HostPool* pool, std::unique_ptr<Connection> connection, bool reused)
+            : impl_(impl), pool_(pool), connection_(std::move(connection)), reused_(reused) {}
+        Lease(Lease&& other) noexcept
+            : impl_(other.impl_),
+              pool_(std::exchange(other.pool_, nullptr)),
+              connection_(std::move(other.connection_)),
+              reused_(other.reused_) {}
+        Lease& operator=(Lease&&) = delete;
+        ~Lease() {
+            if (pool_) impl_->release_slot(*pool_, std::move(connection_));
+        }
+
+        Connection* connection() const { return connection_.get(); }
+        void attach(std::unique_ptr<Connection> connection) { connection_ = std::move(connection); }
+        bool reused() const { return reused_; }
+        void recycle() { impl_->recycle(*std::exchange(pool_, nullptr), std::move(connection_)); }
+
+      private:
+        Impl* impl_;
+        HostPool* pool_;
+        std::unique_ptr<Connection> connection_;
+        bool reused_;
+    };
+
+    void release_slot(HostPool& pool, std::unique_ptr<Connection> connection) {
+        if (connection) connection->close();
+        while (!pool.waiters.empty()) {
+            Waiter* waiter = pool.waiters.front();
+            pool.waiters.pop_front();
+            if (waiter->connection || waiter->slot || waiter->closed) continue;
+            waiter->slot = true;
+            waiter->timer.cancel();
+            return;
+        }
+        --pool.open;
+    }
+
+    void recycle(HostPool& pool, std::unique_ptr<Connection> connection) {
+        if (closed_) {
+            release_slot(pool, std::move(connection));
+            return;
+        }
+        while (!pool.waiters.empty()) {
+            Waiter* waiter = pool.waiters.front();
+            pool.waiters.pop_front();
+            if (waiter->connection || waiter->slot || waiter->closed) continue;
+            waiter->connection = std::move(connection);
+            waiter->timer.cancel();
+            return;
+        }
+        connection->idle_expiry = Clock::now() + options_.idle_timeout;
+        pool.idle.push_back(std::move(connection));
+        start_sweeper();
+    }
+
+    // `fresh` skips pooled connections (a retry after a stale one failed).
+    asio::awaitable<Expected<Lease, ClientError>> acquire(HostPool& pool,
+                                                          Clock::time_point deadline, bool fresh) {
+        // Most recently used first: it is the least likely to have been closed by the peer.
+        if (!pool.idle.empty()) {
+            auto connection = std::move(pool.idle.back());
+            pool.idle.pop_back();
+            if (!fresh && connection->idle_expiry > Clock::now() && connection->looks_reusable()) {
+                co_return Lease(this, &pool, std::move(connection), true);
+            }
+            // The stale connection's slot becomes ours.
+            connection->close();
+            co_return Lease(this, &pool, nullptr, false);
+        }
+        if (pool.open < options_.max_connections_per_host) {
+            ++pool.open;
+            co_return Lease(this, &pool, nullptr, false);
+        }
+        Waiter waiter(executor_, pool);
+        waiter.timer.expires_at(deadline);
+        pool.waiters.push_back(&waiter);
+        co_await waiter.timer.async_wait(kUse);
+        if (waiter.connection) co_return Lease(this, &pool, std::move(waiter.connection), true);
+        if (waiter.slot) co_return Lease(this, &pool, nullptr, false);
+        if (waiter.closed || closed_)
+            co_return unexpected(error(ClientError::Closed, "client closed"));
+        co_return unexpected(error(ClientError::PoolExhausted,
+                                   "no connection available within the request timeout (" +
+                                       std::to_string(options_.max_connections_per_host) +
+                                       " open)"));
+    }
+
+    asio::awaitable<Expected<std::unique_ptr<Connection>, ClientError>> connect(
+        const Url& url, Clock::time_point deadline) {
+        auto connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
+        auto where = url.host_header;
+        auto timed_out = [&] {
+            return unexpected(error(ClientError::Timeout, "connecting to " + where + " timed out"));
+        };
+        if (url.tls && !tls_setup_error_.empty()) {
+            co_return unexpected(error(ClientError::Tls, tls_setup_error_));
+        }
+
+        std::vector<tcp::endpoint> endpoints;
+        if (is_ip_literal(url.host)) {
+            endpoints.emplace_back(asio::ip::make_address(url.host), url.port);
+        } else {
+            auto resolved = co_await resolve(url, connect_deadline);
+            if (!resolved) co_return unexpected(std::move(resolved).error());
+            endpoints = std::move(*resolved);
+        }
+
+        auto connection = std::make_unique<Connection>();
+        auto& stream = connection->plain.emplace(executor_);
+        stream.expires_at(connect_deadline);
+        auto [connect_ec, endpoint] = co_await stream.async_connect(endpoints, kUse);
+        if (connect_ec == beast::error::timeout) co_return timed_out();
+        if (connect_ec) {
+            co_return unexpected(
+                error(ClientError::Connect, "connect to " + where + ": " + connect_ec.message()));
+        }
+        error_code ignored;
+        stream.socket().set_option(tcp::no_delay(true), ignored);
+        ++connections_created_;
+        if (!url.tls) co_return connection;
+
+        auto& tls = connection->tls.emplace(std::move(*connection->plain), tls_context_);
+        connection->plain.reset();
+        if (!is_ip_literal(url.host) &&
+            !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str())) {
+            co_return unexpected(error(ClientError::Tls, "cannot set SNI for " + url.host));
+        }
+        if (options_.verify_tls) {
+            tls.set_verify_callback(asio::ssl::host_name_verification(url.host), ignored);
+        }
+        beast::get_lowest_layer(tls).expires_at(connect_deadline);
+        auto [handshake_ec] = co_await tls.async_handshake(asio::ssl::stream_base::client, kUse);
+        if (handshake_ec == beast::error::timeout) co_return timed_out();
+        if (handshake_ec) {
+            std::string message = "TLS handshake with " + where + ": " + handshake_ec.message();
+            auto verify = SSL_get_verify_result(tls.native_handle());
+            if (verify != X509_V_OK) {
+                message += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
+            }
+            co_return unexpected(error(ClientError::Tls, std::move(message)));
+        }
+        co_return connection;
+    }
+
+    // getaddrinfo cannot be interrupted, so a timed-out resolve is abandoned, not awaited.
+    asio::awaitable<Expected<std::vector<tcp::endpoint>, ClientError>> resolve(
+        const Url& url, Clock::time_point deadline) {
+        struct State {
+            explicit State(const asio::any_io_executor& executor)
+                : resolver(executor), timer(executor) {}
+            tcp::resolver resolver;
+            asio::steady_timer timer;
+            bool done = false;
+            error_code ec;
+            std::vector<tcp::endpoint> endpoints;
+        };
+        auto state = std::make_shared<State>(executor_);
+        state->timer.expires_at(deadline);
+        state->resolver.async_resolve(
+            url.host, std::to_string(url.port), tcp::resolver::numeric_service,
+            [state](error_code ec, const tcp::resolver::results_type& results) {
+                state->done = true;
+                state->ec = ec;
+                for (const auto& entry : results) state->endpoints.push_back(entry.endpoint());
+                state->timer.cancel();
+            });
+        co_await state->timer.async_wait(kUse);
+        if (!state->done) {
+            state->resolver.cancel();
+            co_return unexpected(
+                error(ClientError::Timeout, "resolving " + url.host + " timed out"));
+        }
+        if (state->ec || state->endpoints.empty()) {
+            co_return unexpected(
+                error(ClientError::Resolve,
+                      "resolving " + url.host + ": " +
+                          (state->ec ? state->ec.message() : std::string("no addresses"))));
+        }
+        co_return std::move(state->endpoints);
+    }
+
+    static asio::awaitable<Result> send(std::shared_ptr<Impl> self, ClientRequest request) {
+        co_return co_await self->send_impl(std::move(request));
+    }
+
+    asio::awaitable<Result> send_impl(ClientRequest request) {
+        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+        auto deadline = Clock::now() + timeout;
+        auto url = parse_url(request.url);
+        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
+        if (request.method.empty() || has_line_break(request.method) ||
+            request.method.find(' ') != std::string::npos) {
+            co_return unexpected(error(ClientError::ProtocolError, "invalid method"));
+        }
+
+        bhttp::request<bhttp::string_body> message;
+        auto verb = bhttp::string_to_verb(request.method);
+        if (verb == bhttp::verb::unknown) {
+            message.method_string(request.method);
+        } else {
+            message.method(verb);
+        }
+        message.target(url->target);
+        message.version(11);
+        for (auto& [name, value] : request.headers) {
+            if (name.empty() || has_line_break(name) || has_line_break(value)) {
+                co_return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
+            }
+            message.insert(name, value);
+        }
+        if (message.find(bhttp::field::host) == message.end()) {
+            message.set(bhttp::field::host, url->host_header);
+        }
+        if (message.find(bhttp::field::user_agent) == message.end() &&
+            !options_.user_agent.empty()) {
+            message.set(bhttp::field::user_agent, options_.user_agent);
+        }
+        message.body() = std::move(request.body);
+        if (message.find(bhttp::field::content_length) == message.end() &&
+            message.find(bhttp::field::transfer_encoding) == message.end()) {
+            message.prepare_payload();
+        }
+
+        auto& pool = pools_[std::string(url->tls ? "https://" : "http://") + url->host_header];
+        bool sent_any = false;
+        bool retry_allowed = is_idempotent(message.method());
+        for (int attempt = 0;; ++attempt) {
+            auto lease = co_await acquire(pool, deadline, attempt > 0);
+            if (!lease) {
+                auto failure = std::move(lease).error();
+                failure.request_sent = sent_any;
+                co_return unexpected(std::move(failure));
+            }
+            if (!lease->connection()) {
+                auto connection = co_await connect(*url, deadline);
+                if (!connection) {
+                    auto failure = std::move(connection).error();
+                    failure.request_sent = sent_any;
+                    co_return unexpected(std::move(failure));
+                }
+                lease->attach(std::move(*connection));
+            }
+            auto& connection = *lease->connection();
+            // Plain if/else, not ?:, around co_await: GCC 12 miscompiles the conditional form.
+            ExchangeOutcome outcome;
+            if (connection.tls) {
+                outcome = co_await exchange(*connection.tls, connection.tcp(), connection.buffer,
+                                            message, deadline, options_.max_response_body);
+            } else {
+                outcome = co_await exchange(*connection.plain, connection.tcp(), connection.buffer,
+                                            message, deadline, options_.max_response_body);
+            }
+            sent_any = sent_any || outcome.sent_bytes;
+            if (!outcome.ec) {
+                if (outcome.keep_alive) lease->recycle();
+                co_return std::move(outcome.response);
+            }
+            if (outcome.ec == beast::error::timeout) {
+                co_return unexpected(error(ClientError::Timeout,
+                                           "request to " + url->host_header + " timed out",
+                                           sent_any));
+            }
+            if (outcome.ec == bhttp::error::body_limit) {
+                co_return unexpected(error(ClientError::BodyTooLarge,
+                                           "response body exceeds " +
+                                               std::to_string(options_.max_response_body) +
+                                               " bytes",
+                                           sent_any));
+            }
+            // A reused connection may have been closed by the peer while we sent on it; nothing
+            // was processed if no response byte came back, so an idempotent request is safe
+            // to replay once.
+            if (attempt == 0 && lease->reused() && !outcome.got_bytes && retry_allowed) continue;
+            co_return unexpected(
+                error(ClientError::ProtocolError,
+                      std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
+                          url->host_header + ": " + outcome.ec.message(),
+                      sent_any));
+        }
+    }
+
+    void start_sweeper() {
+        if (sweeping_ || closed_) return;
+        sweeping_ = true;
+        asio::co_spawn(executor_, sweep(shared_from_this()), asio::detached);
+    }
+
+    static asio::awaitable<void> sweep(std::shared_ptr<Impl> self) {
+        while (!self->closed_) {
+            std::optional<Clock::time_point> next;
+            for (auto& [key, pool] : self->pools_) {
+                for (auto& connection : pool.idle) {
+                    if (!next || connection->idle_expiry < *next) next = connection->idle_expiry;
+                }
+            }
+            if (!next) break;
+            self->sweep_timer_.expires_at(*next);
+            co_await self->sweep_timer_.async_wait(kUse);
+            if (self->closed_) break;
+            self->drop_idle([now = Clock::now()](const Connection& connection) {
+                return connection.idle_expiry <= now;
+            });
+        }
+        self->sweeping_ = false;
+    }
+
+    template <class Predicate>
+    void drop_idle(Predicate should_drop) {
+        for (auto& [key, pool] : pools_) {
+            auto keep = std::stable_partition(
+                pool.idle.begin(), pool.idle.end(),
+                [&](const std::unique_ptr<Connection>& c) { return !should_drop(*c); });
+            for (auto it = keep; it != pool.idle.end(); ++it) {
+                (*it)->close();
+                --pool.open;
+            }
+            pool.idle.erase(keep, pool.idle.end());
+        }
+    }
+
+    void close() {
+        closed_ = true;
+        drop_idle([](const Connection&) { return true; });
+        for (auto& [key, pool] : pools_) {
+            for (Waiter* waiter : pool.waiters) {
+                waiter->closed = true;
+                waiter->timer.cancel();
+            }
+            pool.waiters.clear();
+        }
+        sweep_timer_.cancel();
+    }
+
+    ClientStats stats() const {
+        ClientStats out;
+        out.connections_created = connections_created_;
+        for (const auto& [key, pool] : pools_) {
+            out.open_connections += pool.open;
+            out.idle_connections += pool.idle.size();
+            out.waiting_requests += pool.waiters.size();
+        }
+        return out;
+    }
+
+    asio::any_io_executor executor_;
+    ClientOptions options_;
+    asio::ssl::context tls_context_;
+    std::string tls_setup_error_;
+    asio::steady_timer sweep_timer_;
+    // Entries are never erased: waiters and leases point into them, and the set of upstreams a
+    // process talks to is small and fixed by configuration.
+    std::map<std::string, HostPool> pools_;
+    std::uint64_t connections_created_ = 0;
+    bool sweeping_ = false;
+    bool closed_ = false;
+};
+
+HttpClient::HttpClient(asio::any_io_executor executor, ClientOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
+
+HttpClient::~HttpClient() {
+    impl_->close();
+}
+
+asio::awaitable<Expected<ClientResponse, ClientError>> HttpClient::send(ClientRequest request) {
+    return Impl::send(impl_, std::move(request));
+}
+
+void HttpClient::close_idle() {
+    impl_->drop_idle([](const Connection&) { return true; });
+}
+
+void HttpClient::close() {
+    impl_->close();
+}
+
+ClientStats HttpClient::stats() const {
+    return impl_->stats();
+}
+
+}  // namespace aether::platform::http

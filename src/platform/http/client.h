@@ -1,0 +1,108 @@
+// Outbound HTTP/1.1 client with pooled keep-alive connections, TLS verification and timeouts.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "platform/expected.h"
+
+namespace aether::platform::http {
+
+struct ClientRequest {
+    std::string method = "GET";
+    // http://host[:port]/path?query or https://...; IPv6 hosts in brackets.
+    std::string url;
+    // Sent as given; Host, User-Agent and Content-Length are added when absent.
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    // Bounds the whole call (pool wait, connect, write, read); 0 = ClientOptions::request_timeout.
+    std::chrono::milliseconds timeout{0};
+};
+
+struct ClientResponse {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+
+    // The first header with this name (case-insensitive); empty when absent.
+    std::string_view header(std::string_view name) const;
+};
+
+struct ClientError {
+    enum Kind {
+        InvalidUrl,
+        Resolve,
+        Connect,
+        Tls,
+        Timeout,
+        ProtocolError,
+        BodyTooLarge,
+        PoolExhausted,
+        Closed,
+    };
+    Kind kind = ProtocolError;
+    std::string message;
+    // True once any byte of the request was written: the upstream may have acted on it, so only
+    // idempotent requests may be retried by the caller.
+    bool request_sent = false;
+};
+
+std::string_view to_string(ClientError::Kind kind);
+
+struct ClientOptions {
+    // Bounds resolve + TCP connect + TLS handshake of a new connection.
+    std::chrono::milliseconds connect_timeout{2000};
+    std::chrono::milliseconds request_timeout{10000};
+    // Pooled connections unused for this long are closed.
+    std::chrono::milliseconds idle_timeout{30000};
+    std::size_t max_connections_per_host = 64;
+    std::size_t max_response_body = 8 * 1024 * 1024;
+    bool verify_tls = true;
+    // PEM file of trusted CAs; empty = the system's default verify paths.
+    std::string ca_file;
+    std::string user_agent = "aether";
+};
+
+struct ClientStats {
+    std::size_t open_connections = 0;  // idle + in use + being connected, all hosts
+    std::size_t idle_connections = 0;
+    std::size_t waiting_requests = 0;       // queued for a connection slot
+    std::uint64_t connections_created = 0;  // established since the client was made
+};
+
+// Not thread-safe: call send/close_idle/stats from the one executor (or strand) given to the
+// constructor. Destroy the client before its io_context; requests still in flight then finish
+// without pooling their connections.
+class HttpClient {
+  public:
+    explicit HttpClient(boost::asio::any_io_executor executor, ClientOptions options = {});
+    ~HttpClient();
+    HttpClient(const HttpClient&) = delete;
+    HttpClient& operator=(const HttpClient&) = delete;
+
+    // Expected failures (network, TLS, timeouts, limits) come back as ClientError, never thrown.
+    // A pooled connection that fails before any response byte is retried once on a fresh
+    // connection when the method is idempotent.
+    boost::asio::awaitable<Expected<ClientResponse, ClientError>> send(ClientRequest request);
+
+    // Closes every pooled idle connection now (e.g. after an upstream's address changed).
+    void close_idle();
+    // Closes idle connections, fails queued and future sends with ClientError::Closed.
+    void close();
+
+    ClientStats stats() const;
+
+  private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace aether::platform::http

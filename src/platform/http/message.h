@@ -1,0 +1,73 @@
+// The request and response types every handler sees; free of Beast so services compile fast.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace aether::platform::http {
+
+enum class Method { Get, Head, Post, Put, Patch, Delete, Options, Other };
+
+std::string_view method_name(Method method);
+Method parse_method(std::string_view name);
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+bool iequals(std::string_view a, std::string_view b);
+
+// Case-insensitive lookup; the empty view when the header is absent.
+std::string_view find_header(const HeaderList& headers, std::string_view name);
+
+// Decodes %XX and '+' of an application/x-www-form-urlencoded component; nullopt when malformed.
+std::optional<std::string> url_decode(std::string_view encoded);
+
+// Values the pipeline attaches to a request as it passes through.
+struct RequestContext {
+    std::string request_id;
+    std::string traceparent;  // this hop's W3C traceparent, for logs and outgoing calls
+    std::string trace_id;
+    std::string user_id;  // set by whatever authenticated the request, for the access log
+    std::string route;    // the matched route template, "" when none matched
+    std::chrono::steady_clock::time_point started;
+};
+
+class Request {
+  public:
+    Method method = Method::Get;
+    std::string method_text;  // as sent, for Method::Other
+    std::string target;       // path and query as sent
+    HeaderList headers;
+    std::string body;
+    std::string remote_address;
+    bool keep_alive = true;
+    std::vector<std::pair<std::string, std::string>> path_params;
+    RequestContext context;
+
+    std::string_view path() const;
+    std::string_view raw_query() const;
+    std::string_view header(std::string_view name) const { return find_header(headers, name); }
+    // A decoded query parameter; nullopt when absent (an empty value is present and "").
+    std::optional<std::string> query(std::string_view name) const;
+    // A path parameter captured by the route template ("{id}"); "" when absent.
+    std::string_view param(std::string_view name) const;
+};
+
+struct Response {
+    int status = 200;
+    HeaderList headers;
+    std::string body;
+    std::string content_type = "application/json";
+    bool close_connection = false;
+
+    static Response json(int status, std::string body);
+    static Response text(int status, std::string body, std::string content_type = "text/plain");
+    Response& set_header(std::string name, std::string value);
+    std::string_view header(std::string_view name) const { return find_header(headers, name); }
+};
+
+}  // namespace aether::platform::http

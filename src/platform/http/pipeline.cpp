@@ -1,0 +1,268 @@
+// The shared request pipeline: everything a request passes through besides its handler.
+#include "platform/http/pipeline.h"
+
+#include <array>
+#include <chrono>
+#include <random>
+
+#include "platform/runtime/blocking_pool.h"
+#include "platform/telemetry/clock.h"
+#include "platform/telemetry/log.h"
+#include "platform/telemetry/metrics.h"
+#include "platform/telemetry/trace.h"
+
+namespace aether::platform::http {
+
+namespace telemetry = platform::telemetry;
+
+struct Pipeline::Instruments {
+    telemetry::CounterFamily& requests;
+    telemetry::HistogramFamily& duration;
+    telemetry::CounterFamily& errors;
+    telemetry::GaugeFamily& in_flight;
+
+    Instruments()
+        : requests(telemetry::default_registry().counter(
+              "http_requests_total", "HTTP requests handled, by route template and status.",
+              {"service", "method", "route", "status"})),
+          duration(telemetry::default_registry().histogram(
+              "http_request_duration_seconds", "Time from request read to response ready.",
+              {"service", "method", "route"}, {})),
+          errors(telemetry::default_registry().counter(
+              "http_requests_errors_total", "HTTP requests answered with an error, by code.",
+              {"service", "error_type"})),
+          in_flight(telemetry::default_registry().gauge(
+              "http_requests_in_flight", "Requests being handled right now.", {"service"})) {}
+};
+
+namespace {
+
+std::string_view status_text_for_metrics(int status, std::array<char, 4>& buffer) {
+    buffer[0] = static_cast<char>('0' + (status / 100) % 10);
+    buffer[1] = static_cast<char>('0' + (status / 10) % 10);
+    buffer[2] = static_cast<char>('0' + status % 10);
+    return {buffer.data(), 3};
+}
+
+json::ErrorCode code_for_status(int status) {
+    switch (status) {
+        case 400:
+            return json::ErrorCode::ValidationError;
+        case 401:
+            return json::ErrorCode::Unauthorized;
+        case 403:
+            return json::ErrorCode::Forbidden;
+        case 404:
+            return json::ErrorCode::NotFound;
+        case 405:
+            return json::ErrorCode::MethodNotAllowed;
+        case 408:
+            return json::ErrorCode::RequestTimeout;
+        case 409:
+            return json::ErrorCode::Conflict;
+        case 412:
+            return json::ErrorCode::PreconditionFailed;
+        case 413:
+            return json::ErrorCode::PayloadTooLarge;
+        case 431:
+            return json::ErrorCode::HeadersTooLarge;
+        case 429:
+            return json::ErrorCode::RateLimitExceeded;
+        case 502:
+            return json::ErrorCode::UpstreamUnavailable;
+        case 503:
+            return json::ErrorCode::ServiceUnavailable;
+        default:
+            return status >= 500 ? json::ErrorCode::Internal : json::ErrorCode::ValidationError;
+    }
+}
+
+bool contains(const std::vector<std::string>& values, std::string_view value) {
+    for (const auto& candidate : values) {
+        if (candidate == value) return true;
+    }
+    return false;
+}
+
+std::string join(const std::vector<std::string>& values) {
+    std::string joined;
+    for (const auto& value : values) {
+        if (!joined.empty()) joined += ", ";
+        joined += value;
+    }
+    return joined;
+}
+
+}  // namespace
+
+bool is_valid_request_id(std::string_view value) {
+    if (value.empty() || value.size() > 128) return false;
+    for (char c : value) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+std::string generate_request_id() {
+    thread_local std::mt19937_64 generator{std::random_device{}()};
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string id(32, '0');
+    for (int half = 0; half < 2; ++half) {
+        std::uint64_t bits = generator();
+        for (int i = 0; i < 16; ++i) {
+            id[half * 16 + i] = kHex[bits & 0xF];
+            bits >>= 4;
+        }
+    }
+    return id;
+}
+
+Response error_response(json::ErrorCode code, std::string_view message, std::string_view request_id,
+                        const std::vector<json::FieldError>& details,
+                        std::optional<int> retry_after_seconds) {
+    auto timestamp = telemetry::format_rfc3339_ms(std::chrono::system_clock::now());
+    Response response = Response::json(
+        json::default_status(code),
+        json::error_body(code, message, details, request_id, timestamp, retry_after_seconds));
+    if (retry_after_seconds)
+        response.set_header("Retry-After", std::to_string(*retry_after_seconds));
+    return response;
+}
+
+Pipeline::Pipeline(PipelineOptions options, std::shared_ptr<const Router> router)
+    : options_(std::move(options)),
+      router_(std::move(router)),
+      instruments_(std::make_unique<Instruments>()) {}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::add_filter(std::shared_ptr<Filter> filter) {
+    filters_.push_back(std::move(filter));
+}
+
+Response Pipeline::protocol_error(int status, std::string_view message) const {
+    Response response = error_response(code_for_status(status), message, generate_request_id());
+    response.status = status;
+    response.close_connection = true;
+    return response;
+}
+
+boost::asio::awaitable<Response> Pipeline::dispatch(Request& request) {
+    auto match = router_->match(request.method, request.path());
+    request.context.route = std::string(match.route_template);
+    const auto& request_id = request.context.request_id;
+    if (match.outcome == RouteMatch::Outcome::NotFound) {
+        co_return error_response(json::ErrorCode::NotFound, "no route for this path", request_id);
+    }
+    if (match.outcome == RouteMatch::Outcome::MethodNotAllowed) {
+        Response response = error_response(json::ErrorCode::MethodNotAllowed,
+                                           "method not allowed on this path", request_id);
+        response.set_header("Allow", allow_header(match.allowed));
+        co_return response;
+    }
+    request.path_params = std::move(match.params);
+    for (const auto& filter : filters_) {
+        if (auto early = co_await filter->on_request(request)) co_return std::move(*early);
+    }
+    co_return co_await (*match.handler)(request);
+}
+
+boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
+    auto& context = request.context;
+    context.started = std::chrono::steady_clock::now();
+    auto presented_id = request.header("X-Request-ID");
+    context.request_id =
+        is_valid_request_id(presented_id) ? std::string(presented_id) : generate_request_id();
+    auto parent = telemetry::parse_traceparent(request.header("traceparent"));
+    auto trace = parent ? telemetry::child_of(*parent) : telemetry::new_root();
+    context.traceparent = telemetry::format_traceparent(trace);
+    context.trace_id = telemetry::trace_id_hex(trace);
+
+    auto origin = request.header("Origin");
+    bool origin_allowed = !origin.empty() && (contains(options_.cors.allowed_origins, origin) ||
+                                              contains(options_.cors.allowed_origins, "*"));
+    Response response;
+    if (request.method == Method::Options && !origin.empty() &&
+        !request.header("Access-Control-Request-Method").empty()) {
+        response = Response::text(204, "");
+        if (origin_allowed) {
+            response.set_header("Access-Control-Allow-Methods",
+                                join(options_.cors.allowed_methods));
+            response.set_header("Access-Control-Allow-Headers",
+                                join(options_.cors.allowed_headers));
+            response.set_header("Access-Control-Max-Age",
+                                std::to_string(options_.cors.max_age_seconds));
+        }
+        context.route = "preflight";
+    } else {
+        try {
+            response = co_await dispatch(request);
+        } catch (const json::ClientError& error) {
+            response = error_response(error.code, error.what(), context.request_id, error.details,
+                                      error.retry_after);
+            response.status = error.status;
+        } catch (const runtime::Overloaded& overloaded) {
+            response = error_response(json::ErrorCode::ServiceUnavailable,
+                                      "the server is busy, retry shortly", context.request_id, {},
+                                      overloaded.retry_after_seconds());
+            response.status = 503;
+        } catch (const std::exception& failure) {
+            telemetry::log_error("unhandled exception in handler",
+                                 {{"request_id", context.request_id},
+                                  {"route", context.route},
+                                  {"error", failure.what()}});
+            response =
+                error_response(json::ErrorCode::Internal, "internal error", context.request_id);
+        }
+    }
+    for (const auto& filter : filters_) filter->on_response(request, response);
+    if (origin_allowed) {
+        bool wildcard = contains(options_.cors.allowed_origins, "*");
+        // A wildcard never goes with credentials: browsers reject the pair and it leaks cookies.
+        if (wildcard && !options_.cors.allow_credentials) {
+            response.set_header("Access-Control-Allow-Origin", "*");
+        } else {
+            response.set_header("Access-Control-Allow-Origin", std::string(origin));
+            response.set_header("Vary", "Origin");
+            if (options_.cors.allow_credentials) {
+                response.set_header("Access-Control-Allow-Credentials", "true");
+            }
+        }
+        response.set_header("Access-Control-Expose-Headers", join(options_.cors.exposed_headers));
+    }
+    response.set_header("X-Request-ID", context.request_id);
+    finish(request, response);
+    co_return response;
+}
+
+void Pipeline::finish(const Request& request, Response& response) {
+    const auto& context = request.context;
+    auto elapsed = std::chrono::steady_clock::now() - context.started;
+    double seconds = std::chrono::duration<double>(elapsed).count();
+    std::string_view route = context.route.empty() ? std::string_view("unmatched") : context.route;
+    std::string_view method =
+        request.method == Method::Other ? std::string_view("OTHER") : method_name(request.method);
+    std::array<char, 4> status_buffer{};
+    auto status = status_text_for_metrics(response.status, status_buffer);
+    instruments_->requests.with({options_.service, method, route, status}).inc();
+    instruments_->duration.with({options_.service, method, route}).observe(seconds);
+    if (response.status >= 400) {
+        instruments_->errors
+            .with({options_.service, json::code_name(code_for_status(response.status))})
+            .inc();
+    }
+    if (options_.access_log && telemetry::Logger::instance().enabled(telemetry::Level::Info)) {
+        telemetry::log_info("request", {{"request_id", context.request_id},
+                                        {"trace_id", context.trace_id},
+                                        {"user_id", context.user_id},
+                                        {"method", method},
+                                        {"route", route},
+                                        {"status", static_cast<std::int64_t>(response.status)},
+                                        {"duration_ms", seconds * 1000.0},
+                                        {"remote", request.remote_address}});
+    }
+}
+
+}  // namespace aether::platform::http

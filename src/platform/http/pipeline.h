@@ -1,0 +1,74 @@
+// The request pipeline every service shares: request id, trace context, CORS, routing, filters,
+// the error envelope, metrics and the access log, around the matched handler.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "platform/http/message.h"
+#include "platform/http/router.h"
+#include "platform/json/envelope.h"
+
+namespace aether::platform::http {
+
+// A step that may answer a request before its handler runs (authentication, rate limits) and may
+// adjust the response on the way out. Built once from validated config; cheap per request.
+class Filter {
+  public:
+    virtual ~Filter() = default;
+    virtual boost::asio::awaitable<std::optional<Response>> on_request(Request& request) = 0;
+    virtual void on_response(const Request& /*request*/, Response& /*response*/) {}
+};
+
+struct CorsOptions {
+    std::vector<std::string> allowed_origins;  // exact origins, or "*" (never with credentials)
+    bool allow_credentials = false;
+    std::vector<std::string> allowed_methods{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    std::vector<std::string> allowed_headers{"Authorization", "Content-Type", "X-Request-ID",
+                                             "If-Match", "traceparent"};
+    std::vector<std::string> exposed_headers{"X-Request-ID",          "ETag",
+                                             "Retry-After",           "X-RateLimit-Limit",
+                                             "X-RateLimit-Remaining", "X-RateLimit-Reset"};
+    int max_age_seconds = 600;
+};
+
+struct PipelineOptions {
+    std::string service = "aether";
+    CorsOptions cors;
+    bool access_log = true;
+};
+
+// Builds an error response in the common envelope.
+Response error_response(json::ErrorCode code, std::string_view message, std::string_view request_id,
+                        const std::vector<json::FieldError>& details = {},
+                        std::optional<int> retry_after_seconds = std::nullopt);
+
+class Pipeline {
+  public:
+    Pipeline(PipelineOptions options, std::shared_ptr<const Router> router);
+    ~Pipeline();
+
+    void add_filter(std::shared_ptr<Filter> filter);
+    boost::asio::awaitable<Response> handle(Request& request);
+    // For errors the server detects before a request is complete (413, 431, 400, 408).
+    Response protocol_error(int status, std::string_view message) const;
+
+  private:
+    struct Instruments;
+    boost::asio::awaitable<Response> dispatch(Request& request);
+    void finish(const Request& request, Response& response);
+
+    PipelineOptions options_;
+    std::shared_ptr<const Router> router_;
+    std::vector<std::shared_ptr<Filter>> filters_;
+    std::unique_ptr<Instruments> instruments_;
+};
+
+// True when the value may be echoed as a request id: 1-128 of [A-Za-z0-9._:-].
+bool is_valid_request_id(std::string_view value);
+std::string generate_request_id();
+
+}  // namespace aether::platform::http

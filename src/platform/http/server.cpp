@@ -1,0 +1,269 @@
+// Beast session loop: read headers (header timeout), read body (body timeout), hand the request to
+// the handler, write, then wait for the next request (idle timeout) or close.
+#include "platform/http/server.h"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <list>
+#include <mutex>
+
+namespace aether::platform::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A connection as the drain logic sees it: it can be asked to close if it is idle.
+struct Connection {
+    beast::tcp_stream* stream = nullptr;
+    bool idle = true;
+};
+
+}  // namespace
+
+struct Server::State : std::enable_shared_from_this<Server::State> {
+    asio::io_context& io;
+    ServerOptions options;
+    RequestHandler handler;
+    ProtocolErrorResponder protocol_error;
+    tcp::acceptor acceptor;
+    std::atomic<bool> draining{false};
+    std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> in_flight{0};
+    std::mutex registry_mutex;
+    std::list<std::shared_ptr<Connection>> registry;
+
+    State(asio::io_context& context, ServerOptions opts, RequestHandler h, ProtocolErrorResponder p)
+        : io(context),
+          options(opts),
+          handler(std::move(h)),
+          protocol_error(std::move(p)),
+          acceptor(asio::make_strand(context)) {}
+
+    asio::awaitable<void> accept_loop();
+    asio::awaitable<void> session(tcp::socket socket);
+    asio::awaitable<bool> write(beast::tcp_stream& stream, Response response, bool keep_alive,
+                                bool head_request = false);
+};
+
+namespace {
+
+Request to_request(bhttp::request<bhttp::string_body>&& message, const std::string& remote) {
+    Request request;
+    auto verb = message.method_string();
+    request.method = parse_method(verb);
+    if (request.method == Method::Other) request.method_text = std::string(verb);
+    request.target = std::string(message.target());
+    request.headers.reserve(8);
+    for (const auto& field : message) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    request.keep_alive = message.keep_alive();
+    request.body = std::move(message.body());
+    request.remote_address = remote;
+    return request;
+}
+
+}  // namespace
+
+asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response response,
+                                           bool keep_alive, bool head_request) {
+    bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status), 11};
+    message.set(bhttp::field::server, "aether");
+    if (!response.body.empty() || response.status != 204) {
+        message.set(bhttp::field::content_type, response.content_type);
+    }
+    for (auto& [name, value] : response.headers) message.insert(name, value);
+    message.body() = std::move(response.body);
+    bool close = !keep_alive || response.close_connection || draining.load();
+    message.keep_alive(!close);
+    message.prepare_payload();
+    // A HEAD answer carries the GET answer's Content-Length but no body.
+    if (head_request) message.body().clear();
+    stream.expires_after(options.write_timeout);
+    auto [ec, bytes] = co_await bhttp::async_write(stream, message, kNoThrow);
+    (void)bytes;
+    co_return !ec && !close;
+}
+
+asio::awaitable<void> Server::State::session(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::error_code ignored;
+    auto remote_endpoint = socket.remote_endpoint(ignored);
+    std::string remote = ignored ? std::string{} : remote_endpoint.address().to_string();
+    beast::tcp_stream stream(std::move(socket));
+    auto connection = std::make_shared<Connection>();
+    connection->stream = &stream;
+    std::list<std::shared_ptr<Connection>>::iterator registration;
+    {
+        std::lock_guard lock(registry_mutex);
+        registration = registry.insert(registry.end(), connection);
+    }
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+        if (draining.load()) break;
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+        parser.body_limit(options.max_body_bytes);
+        if (!first && buffer.size() == 0) {
+            // Between requests the idle timeout applies until the next request's first byte;
+            // from then on the header timeout does, so a kept-alive connection is no slowloris.
+            stream.expires_after(options.idle_timeout);
+            auto [idle_ec, idle_bytes] =
+                co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+            if (idle_ec) break;
+            buffer.commit(idle_bytes);
+        }
+        stream.expires_after(options.header_timeout);
+        first = false;
+        auto [header_ec, header_bytes] =
+            co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+        (void)header_bytes;
+        {
+            std::lock_guard lock(registry_mutex);
+            connection->idle = false;
+        }
+        if (header_ec) {
+            if (header_ec == bhttp::error::header_limit) {
+                co_await write(stream, protocol_error(431, "request headers are too large"), false);
+            } else if (header_ec == bhttp::error::body_limit) {
+                co_await write(stream, protocol_error(413, "request body is too large"), false);
+            } else if (header_ec != bhttp::error::end_of_stream &&
+                       header_ec != beast::error::timeout && header_ec != asio::error::eof &&
+                       header_ec != asio::error::operation_aborted &&
+                       header_ec != asio::error::connection_reset && buffer.size() > 0) {
+                co_await write(stream, protocol_error(400, "malformed HTTP request"), false);
+            }
+            break;
+        }
+        if (!parser.is_done()) {
+            stream.expires_after(options.body_timeout);
+            auto [body_ec, body_bytes] =
+                co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+            (void)body_bytes;
+            if (body_ec) {
+                if (body_ec == bhttp::error::body_limit) {
+                    co_await write(stream, protocol_error(413, "request body is too large"), false);
+                } else if (body_ec == beast::error::timeout) {
+                    co_await write(stream,
+                                   protocol_error(408, "request body was not received in time"),
+                                   false);
+                }
+                break;
+            }
+        }
+        Request request = to_request(parser.release(), remote);
+        bool keep_alive = request.keep_alive;
+        bool head_request = request.method == Method::Head;
+        in_flight.fetch_add(1);
+        Response response = co_await handler(request);
+        in_flight.fetch_sub(1);
+        bool again = co_await write(stream, std::move(response), keep_alive, head_request);
+        if (!again) break;
+        std::lock_guard lock(registry_mutex);
+        connection->idle = true;
+    }
+    {
+        std::lock_guard lock(registry_mutex);
+        registry.erase(registration);
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+    connections.fetch_sub(1);
+}
+
+asio::awaitable<void> Server::State::accept_loop() {
+    auto self = shared_from_this();
+    while (acceptor.is_open()) {
+        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kNoThrow);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+            continue;  // e.g. EMFILE: keep serving the connections we have
+        }
+        if (draining.load() || connections.load() >= options.max_connections) {
+            beast::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true));
+        connections.fetch_add(1);
+        auto executor = socket.get_executor();
+        asio::co_spawn(executor, session(std::move(socket)), asio::detached);
+    }
+}
+
+Server::Server(asio::io_context& io, ServerOptions options, RequestHandler handler,
+               ProtocolErrorResponder protocol_error)
+    : state_(std::make_shared<State>(io, options, std::move(handler), std::move(protocol_error))) {}
+
+Server::~Server() {
+    beast::error_code ignored;
+    state_->acceptor.close(ignored);
+}
+
+Expected<std::uint16_t, std::string> Server::listen(const std::string& host, std::uint16_t port) {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(host, ec);
+    if (ec) return unexpected("invalid listen address " + host);
+    tcp::endpoint endpoint(address, port);
+    auto& acceptor = state_->acceptor;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        return unexpected("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                          ec.message());
+    }
+    return acceptor.local_endpoint().port();
+}
+
+void Server::start() {
+    asio::co_spawn(state_->acceptor.get_executor(), state_->accept_loop(), asio::detached);
+}
+
+void Server::begin_drain() {
+    auto state = state_;
+    if (state->draining.exchange(true)) return;
+    asio::post(state->acceptor.get_executor(), [state] {
+        beast::error_code ignored;
+        state->acceptor.close(ignored);
+    });
+    std::lock_guard lock(state->registry_mutex);
+    for (const auto& connection : state->registry) {
+        if (!connection->idle) continue;
+        auto* stream = connection->stream;
+        std::weak_ptr<Connection> weak = connection;
+        asio::post(stream->get_executor(), [state, weak] {
+            std::lock_guard inner(state->registry_mutex);
+            if (auto alive = weak.lock(); alive && alive->idle) alive->stream->cancel();
+        });
+    }
+}
+
+std::size_t Server::open_connections() const {
+    return state_->connections.load();
+}
+std::size_t Server::in_flight_requests() const {
+    return state_->in_flight.load();
+}
+
+}  // namespace aether::platform::http

@@ -1,0 +1,757 @@
+// End-to-end tests of Server + Pipeline + Router over real loopback sockets and raw HTTP/1.1.
+#include "platform/http/server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <future>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include "platform/http/pipeline.h"
+#include "platform/http/router.h"
+#include "platform/json/envelope.h"
+#include "platform/runtime/blocking_pool.h"
+#include "platform/telemetry/metrics.h"
+
+namespace aether::platform::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using HttpResponse = bhttp::response<bhttp::string_body>;
+
+// Lets a test hold a request inside its handler until it says so.
+struct Gate {
+    std::promise<void> entered;
+    std::atomic<bool> entered_once{false};
+    std::atomic<bool> release{false};
+};
+
+std::string json_text(const boost::json::value& value) {
+    return boost::json::serialize(value);
+}
+
+void add_routes(Router& router, const std::shared_ptr<Gate>& gate) {
+    router.add(Method::Get, "/items/{id}", [](Request& request) -> asio::awaitable<Response> {
+        co_return Response::json(200, json_text({{"id", request.param("id")}}));
+    });
+    router.add(Method::Put, "/items/{id}",
+               [](Request&) -> asio::awaitable<Response> { co_return Response::json(200, "{}"); });
+    router.add(Method::Get, "/echo", [](Request& request) -> asio::awaitable<Response> {
+        co_return Response::json(200, json_text({{"request_id", request.context.request_id},
+                                                 {"traceparent", request.context.traceparent},
+                                                 {"trace_id", request.context.trace_id}}));
+    });
+    router.add(Method::Post, "/upload", [](Request& request) -> asio::awaitable<Response> {
+        co_return Response::json(200, json_text({{"bytes", request.body.size()}}));
+    });
+    router.add(Method::Get, "/client-error", [](Request&) -> asio::awaitable<Response> {
+        throw json::ClientError(json::ErrorCode::ValidationError, "the title is not acceptable",
+                                {{"title", "is required"}, {"due", "must be a date"}}, {}, 422);
+        co_return Response{};
+    });
+    router.add(Method::Get, "/rate-limited", [](Request&) -> asio::awaitable<Response> {
+        throw json::ClientError::rate_limited("slow down", 7);
+        co_return Response{};
+    });
+    router.add(Method::Get, "/boom", [](Request&) -> asio::awaitable<Response> {
+        throw std::runtime_error("connection to db password=hunter2 failed");
+        co_return Response{};
+    });
+    router.add(Method::Get, "/busy", [](Request&) -> asio::awaitable<Response> {
+        throw runtime::Overloaded(3);
+        co_return Response{};
+    });
+    router.add(Method::Get, "/slow", [gate](Request&) -> asio::awaitable<Response> {
+        if (!gate->entered_once.exchange(true)) gate->entered.set_value();
+        auto executor = co_await asio::this_coro::executor;
+        while (!gate->release.load()) {
+            asio::steady_timer timer(executor, 5ms);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+        co_return Response::json(200, R"({"slow":true})");
+    });
+}
+
+PipelineOptions quiet(std::string service = "utest") {
+    PipelineOptions options;
+    options.service = std::move(service);
+    options.access_log = false;
+    return options;
+}
+
+// A Server with the shared Pipeline, run on its own io_context and thread.
+class TestServer {
+  public:
+    explicit TestServer(ServerOptions options = {}, PipelineOptions pipeline_options = quiet()) {
+        auto router = std::make_shared<Router>();
+        add_routes(*router, gate_);
+        pipeline_ = std::make_unique<Pipeline>(std::move(pipeline_options), std::move(router));
+        Pipeline* pipeline = pipeline_.get();
+        server_ = std::make_unique<Server>(
+            io_, options, [pipeline](Request& request) { return pipeline->handle(request); },
+            [pipeline](int status, std::string_view message) {
+                return pipeline->protocol_error(status, message);
+            });
+        auto port = server_->listen("127.0.0.1", 0);
+        if (!port) throw std::runtime_error(port.error());
+        port_ = *port;
+        server_->start();
+        thread_ = std::thread([this] { io_.run(); });
+    }
+
+    ~TestServer() {
+        io_.stop();
+        thread_.join();
+        server_.reset();
+    }
+
+    std::uint16_t port() const { return port_; }
+    Server& server() { return *server_; }
+    Gate& gate() { return *gate_; }
+
+  private:
+    std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+    std::unique_ptr<Pipeline> pipeline_;
+    asio::io_context io_;
+    std::unique_ptr<Server> server_;
+    std::thread thread_;
+    std::uint16_t port_ = 0;
+};
+
+// A blocking-style client whose reads give up after a deadline instead of hanging the test.
+class Client {
+  public:
+    explicit Client(std::uint16_t port) {
+        socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    }
+
+    bool send(std::string_view data) {
+        beast::error_code ec;
+        asio::write(socket_, asio::buffer(data.data(), data.size()), ec);
+        return !ec;
+    }
+
+    // `head`: the response answers a HEAD request, so it has no body whatever its headers say.
+    std::optional<HttpResponse> read(std::chrono::milliseconds limit = 5s, bool head = false) {
+        auto parser = std::make_shared<bhttp::response_parser<bhttp::string_body>>();
+        parser->body_limit(16 * 1024 * 1024);
+        parser->skip(head);
+        beast::error_code result;
+        bool done = false;
+        bhttp::async_read(socket_, buffer_, *parser, [&](beast::error_code ec, std::size_t) {
+            result = ec;
+            done = true;
+        });
+        run(limit);
+        if (!done) {
+            ADD_FAILURE() << "no response within " << limit.count() << " ms";
+            return std::nullopt;
+        }
+        if (result) return std::nullopt;
+        return parser->release();
+    }
+
+    // True when the server closes the connection (EOF or reset) within the limit without sending
+    // anything more.
+    bool closed_within(std::chrono::milliseconds limit) {
+        char byte = 0;
+        beast::error_code result;
+        std::size_t received = 0;
+        bool done = false;
+        if (buffer_.size() > 0) return false;
+        socket_.async_read_some(asio::buffer(&byte, 1), [&](beast::error_code ec, std::size_t n) {
+            result = ec;
+            received = n;
+            done = true;
+        });
+        run(limit);
+        return done && received == 0 &&
+               (result == asio::error::eof || result == asio::error::connection_reset);
+    }
+
+    std::string request(std::string_view method, std::string_view target,
+                        std::string_view extra_headers = "", std::string_view body = "") {
+        std::string text(method);
+        text += ' ';
+        text += target;
+        text += " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+        text += extra_headers;
+        if (!body.empty() || method == "POST") {
+            text += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+        }
+        text += "\r\n";
+        text += body;
+        return text;
+    }
+
+    std::optional<HttpResponse> exchange(std::string_view method, std::string_view target,
+                                         std::string_view extra_headers = "",
+                                         std::string_view body = "") {
+        if (!send(request(method, target, extra_headers, body))) return std::nullopt;
+        return read();
+    }
+
+  private:
+    void run(std::chrono::milliseconds limit) {
+        io_.restart();
+        io_.run_for(limit);
+        if (!io_.stopped()) {
+            beast::error_code ignored;
+            socket_.cancel(ignored);
+            io_.restart();
+            io_.run();
+        }
+    }
+
+    asio::io_context io_;
+    tcp::socket socket_{io_};
+    beast::flat_buffer buffer_;
+};
+
+boost::json::object error_of(const HttpResponse& response) {
+    auto parsed = boost::json::parse(response.body());
+    return parsed.at("error").as_object();
+}
+
+std::string header(const HttpResponse& response, std::string_view name) {
+    auto it = response.find(name);
+    return it == response.end() ? std::string{} : std::string(it->value());
+}
+
+bool has_header(const HttpResponse& response, std::string_view name) {
+    return response.find(name) != response.end();
+}
+
+// Asserts the common envelope: code, non-empty message, details array, request id, timestamp.
+void expect_envelope(const HttpResponse& response, std::string_view code) {
+    EXPECT_THAT(header(response, "Content-Type"), HasSubstr("application/json"));
+    auto error = error_of(response);
+    EXPECT_EQ(error.at("code").as_string(), code);
+    EXPECT_FALSE(error.at("message").as_string().empty());
+    EXPECT_TRUE(error.at("details").is_array());
+    EXPECT_FALSE(error.at("request_id").as_string().empty());
+    std::string timestamp(error.at("timestamp").as_string());
+    EXPECT_EQ(timestamp.size(), 24u) << timestamp;  // 2024-01-02T03:04:05.678Z
+    EXPECT_EQ(timestamp.back(), 'Z') << timestamp;
+    EXPECT_EQ(timestamp[10], 'T') << timestamp;
+}
+
+TEST(ServerTest, AnswersJsonWithTheRouteParameter) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/a%20b");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_EQ(header(*response, "Content-Type"), "application/json");
+    EXPECT_EQ(boost::json::parse(response->body()).at("id").as_string(), "a b");
+    EXPECT_FALSE(header(*response, "X-Request-ID").empty());
+}
+
+TEST(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+    TestServer server;
+    Client client(server.port());
+    auto first = client.exchange("GET", "/items/1");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->result_int(), 200);
+    EXPECT_TRUE(first->keep_alive());
+    auto second = client.exchange("GET", "/items/2");
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->result_int(), 200);
+    EXPECT_EQ(boost::json::parse(second->body()).at("id").as_string(), "2");
+}
+
+TEST(ServerTest, HeadIsAnsweredWithoutABodyAndTheConnectionStaysUsable) {
+    TestServer server;
+    Client client(server.port());
+    ASSERT_TRUE(client.send(client.request("HEAD", "/items/1")));
+    auto head = client.read(5s, true);
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->result_int(), 200);
+    // Any body bytes the server sent for HEAD now sit in front of the next response.
+    auto next = client.exchange("GET", "/items/2");
+    ASSERT_TRUE(next) << "the response after HEAD could not be parsed";
+    EXPECT_EQ(next->result_int(), 200);
+    EXPECT_EQ(next->body(), R"({"id":"2"})");
+}
+
+TEST(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
+    ServerOptions options;
+    options.max_connections = 1;
+    TestServer server(options);
+    Client first(server.port());
+    ASSERT_TRUE(first.exchange("GET", "/items/1"));
+    Client second(server.port());
+    second.send(second.request("GET", "/items/2"));
+    EXPECT_TRUE(second.closed_within(5s));
+    auto again = first.exchange("GET", "/items/3");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->result_int(), 200);
+}
+
+TEST(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+    TestServer server;
+    Client client(server.port());
+    ASSERT_TRUE(client.send(client.request("GET", "/items/1") + client.request("GET", "/items/2")));
+    auto first = client.read();
+    auto second = client.read();
+    ASSERT_TRUE(first && second);
+    EXPECT_EQ(boost::json::parse(first->body()).at("id").as_string(), "1");
+    EXPECT_EQ(boost::json::parse(second->body()).at("id").as_string(), "2");
+}
+
+TEST(ServerTest, ConnectionCloseIsHonoured) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1", "Connection: close\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_FALSE(response->keep_alive());
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, UnknownPathIs404Envelope) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/nowhere");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 404);
+    expect_envelope(*response, "NOT_FOUND");
+    auto error = error_of(*response);
+    EXPECT_TRUE(error.at("details").as_array().empty());
+    EXPECT_EQ(error.at("request_id").as_string(), header(*response, "X-Request-ID"));
+    EXPECT_TRUE(response->keep_alive());
+}
+
+TEST(ServerTest, WrongMethodIs405WithAllow) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("DELETE", "/items/1");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 405);
+    expect_envelope(*response, "METHOD_NOT_ALLOWED");
+    EXPECT_EQ(header(*response, "Allow"), "GET, PUT, HEAD");
+}
+
+TEST(ServerTest, ValidRequestIdIsEchoedToClientAndHandler) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/echo", "X-Request-ID: req-42_a.B:c\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(header(*response, "X-Request-ID"), "req-42_a.B:c");
+    EXPECT_EQ(boost::json::parse(response->body()).at("request_id").as_string(), "req-42_a.B:c");
+
+    std::string longest(128, 'r');
+    auto at_limit = client.exchange("GET", "/echo", "X-Request-ID: " + longest + "\r\n");
+    ASSERT_TRUE(at_limit);
+    EXPECT_EQ(header(*at_limit, "X-Request-ID"), longest);
+}
+
+TEST(ServerTest, InvalidRequestIdIsReplaced) {
+    TestServer server;
+    Client client(server.port());
+    for (const std::string& bad : {std::string("has spaces in it"), std::string(200, 'a'),
+                                   std::string("semi;colon"), std::string("<script>")}) {
+        auto response = client.exchange("GET", "/echo", "X-Request-ID: " + bad + "\r\n");
+        ASSERT_TRUE(response) << bad;
+        auto echoed = header(*response, "X-Request-ID");
+        EXPECT_NE(echoed, bad);
+        EXPECT_TRUE(is_valid_request_id(echoed)) << echoed;
+        EXPECT_EQ(boost::json::parse(response->body()).at("request_id").as_string(), echoed);
+    }
+}
+
+TEST(ServerTest, GeneratedRequestIdsDiffer) {
+    TestServer server;
+    Client client(server.port());
+    auto first = client.exchange("GET", "/echo");
+    auto second = client.exchange("GET", "/echo");
+    ASSERT_TRUE(first && second);
+    EXPECT_NE(header(*first, "X-Request-ID"), header(*second, "X-Request-ID"));
+}
+
+TEST(ServerTest, BodyOverTheLimitIs413) {
+    ServerOptions options;
+    options.max_body_bytes = 1024;
+    TestServer server(options);
+    Client client(server.port());
+    ASSERT_TRUE(client.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"));
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 413);
+    expect_envelope(*response, "PAYLOAD_TOO_LARGE");
+    EXPECT_FALSE(response->keep_alive());
+}
+
+TEST(ServerTest, ChunkedBodyOverTheLimitIs413) {
+    ServerOptions options;
+    options.max_body_bytes = 1024;
+    TestServer server(options);
+    Client client(server.port());
+    std::string chunk(800, 'x');
+    std::string request =
+        "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n" + chunk +
+        "\r\n320\r\n" + chunk + "\r\n";
+    ASSERT_TRUE(client.send(request));
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 413);
+    expect_envelope(*response, "PAYLOAD_TOO_LARGE");
+}
+
+TEST(ServerTest, BodyWithinTheLimitReachesTheHandler) {
+    ServerOptions options;
+    options.max_body_bytes = 1024;
+    TestServer server(options);
+    Client client(server.port());
+    auto response = client.exchange("POST", "/upload", "", std::string(1024, 'b'));
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_EQ(boost::json::parse(response->body()).at("bytes").as_int64(), 1024);
+}
+
+TEST(ServerTest, HeadersOverTheLimitAre431) {
+    ServerOptions options;
+    options.max_header_bytes = 1024;
+    TestServer server(options);
+    Client client(server.port());
+    ASSERT_TRUE(client.send("GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'h') +
+                            "\r\n\r\n"));
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 431);
+    expect_envelope(*response, "HEADERS_TOO_LARGE");
+}
+
+TEST(ServerTest, MalformedRequestIs400) {
+    TestServer server;
+    Client client(server.port());
+    ASSERT_TRUE(client.send("THIS IS NOT HTTP\r\n\r\n"));
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 400);
+    expect_envelope(*response, "VALIDATION_ERROR");
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, HeaderTimeoutClosesASlowClient) {
+    ServerOptions options;
+    options.header_timeout = 200ms;
+    TestServer server(options);
+    Client client(server.port());
+    ASSERT_TRUE(client.send("GET /items/1 HTT"));
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, HeaderTimeoutAppliesToLaterRequestsOnAKeptAliveConnection) {
+    ServerOptions options;
+    options.header_timeout = 200ms;
+    options.idle_timeout = 30s;
+    TestServer server(options);
+    Client client(server.port());
+    auto first = client.exchange("GET", "/items/1");
+    ASSERT_TRUE(first);
+    // The next request has started: the header timeout, not the idle timeout, bounds it.
+    ASSERT_TRUE(client.send("GET /items/2 HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, IdleKeepAliveConnectionIsClosed) {
+    ServerOptions options;
+    options.idle_timeout = 200ms;
+    TestServer server(options);
+    Client client(server.port());
+    ASSERT_TRUE(client.exchange("GET", "/items/1"));
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, BodyTimeoutAnswers408OrCloses) {
+    ServerOptions options;
+    options.body_timeout = 200ms;
+    TestServer server(options);
+    Client client(server.port());
+    ASSERT_TRUE(client.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+                            std::string(10, 'b')));
+    bool closed = client.closed_within(5s);
+    if (!closed) {
+        // The server answered instead of just closing; then it must be a 408 envelope.
+        auto response = client.read();
+        ASSERT_TRUE(response);
+        EXPECT_EQ(response->result_int(), 408);
+        expect_envelope(*response, "REQUEST_TIMEOUT");
+    }
+}
+
+TEST(PipelineTest, ProtocolErrorsCarryTheirOwnCodes) {
+    Pipeline pipeline(quiet(), std::make_shared<Router>());
+    struct Case {
+        int status;
+        std::string_view code;
+    };
+    for (auto [status, code] : {Case{400, "VALIDATION_ERROR"}, Case{408, "REQUEST_TIMEOUT"},
+                                Case{413, "PAYLOAD_TOO_LARGE"}, Case{431, "HEADERS_TOO_LARGE"}}) {
+        auto response = pipeline.protocol_error(status, "problem");
+        EXPECT_EQ(response.status, status);
+        EXPECT_TRUE(response.close_connection);
+        auto error = boost::json::parse(response.body).at("error");
+        EXPECT_EQ(std::string(error.at("code").as_string()), code) << status;
+        EXPECT_EQ(error.at("message").as_string(), "problem");
+    }
+}
+
+TEST(ServerTest, ClientErrorKeepsItsStatusAndDetails) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/client-error");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 422);
+    expect_envelope(*response, "VALIDATION_ERROR");
+    auto error = error_of(*response);
+    EXPECT_EQ(error.at("message").as_string(), "the title is not acceptable");
+    auto details = error.at("details").as_array();
+    ASSERT_EQ(details.size(), 2u);
+    EXPECT_EQ(details[0].at("field").as_string(), "title");
+    EXPECT_EQ(details[0].at("message").as_string(), "is required");
+    EXPECT_EQ(details[1].at("field").as_string(), "due");
+    EXPECT_TRUE(response->keep_alive());
+}
+
+TEST(ServerTest, RateLimitedClientErrorSetsRetryAfter) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/rate-limited");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 429);
+    expect_envelope(*response, "RATE_LIMIT_EXCEEDED");
+    EXPECT_EQ(header(*response, "Retry-After"), "7");
+    EXPECT_EQ(error_of(*response).at("retry_after").as_int64(), 7);
+}
+
+TEST(ServerTest, UnexpectedExceptionIs500WithoutInternals) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/boom");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 500);
+    expect_envelope(*response, "INTERNAL");
+    EXPECT_THAT(response->body(), Not(HasSubstr("hunter2")));
+    EXPECT_THAT(response->body(), Not(HasSubstr("password")));
+    EXPECT_EQ(error_of(*response).at("message").as_string(), "internal error");
+    // The connection survives a handler failure.
+    auto next = client.exchange("GET", "/items/1");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->result_int(), 200);
+}
+
+TEST(ServerTest, OverloadedIs503WithRetryAfter) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/busy");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 503);
+    expect_envelope(*response, "SERVICE_UNAVAILABLE");
+    EXPECT_EQ(header(*response, "Retry-After"), "3");
+}
+
+PipelineOptions cors_options(std::vector<std::string> origins, bool credentials) {
+    auto options = quiet();
+    options.cors.allowed_origins = std::move(origins);
+    options.cors.allow_credentials = credentials;
+    return options;
+}
+
+TEST(ServerTest, CorsEchoesAnAllowedOriginWithVary) {
+    TestServer server({}, cors_options({"https://app.example"}, true));
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1", "Origin: https://app.example\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "https://app.example");
+    EXPECT_EQ(header(*response, "Vary"), "Origin");
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Credentials"), "true");
+    EXPECT_THAT(header(*response, "Access-Control-Expose-Headers"), HasSubstr("X-Request-ID"));
+}
+
+TEST(ServerTest, CorsIgnoresAnUnknownOrigin) {
+    TestServer server({}, cors_options({"https://app.example"}, true));
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1", "Origin: https://evil.example\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Origin"));
+    EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Credentials"));
+}
+
+TEST(ServerTest, CorsWildcardWithoutCredentials) {
+    TestServer server({}, cors_options({"*"}, false));
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1", "Origin: https://anyone.example\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "*");
+    EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Credentials"));
+}
+
+TEST(ServerTest, CorsWildcardWithCredentialsNeverSendsAStar) {
+    TestServer server({}, cors_options({"*"}, true));
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1", "Origin: https://anyone.example\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "https://anyone.example");
+    EXPECT_EQ(header(*response, "Vary"), "Origin");
+}
+
+TEST(ServerTest, CorsPreflightIs204WithAllowedMethods) {
+    TestServer server({}, cors_options({"https://app.example"}, false));
+    Client client(server.port());
+    auto response = client.exchange("OPTIONS", "/items/1",
+                                    "Origin: https://app.example\r\n"
+                                    "Access-Control-Request-Method: PUT\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 204);
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "https://app.example");
+    EXPECT_THAT(header(*response, "Access-Control-Allow-Methods"), HasSubstr("PUT"));
+    EXPECT_THAT(header(*response, "Access-Control-Allow-Headers"), HasSubstr("Authorization"));
+    EXPECT_EQ(header(*response, "Access-Control-Max-Age"), "600");
+    EXPECT_TRUE(response->body().empty());
+}
+
+TEST(ServerTest, CorsPreflightFromAnUnknownOriginGetsNoPermissions) {
+    TestServer server({}, cors_options({"https://app.example"}, false));
+    Client client(server.port());
+    auto response = client.exchange("OPTIONS", "/items/1",
+                                    "Origin: https://evil.example\r\n"
+                                    "Access-Control-Request-Method: PUT\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Origin"));
+    EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Methods"));
+}
+
+TEST(ServerTest, MetricsUseTheRouteTemplate) {
+    // The registry is process-wide: a fresh service label per run keeps the counts exact.
+    static int run = 0;
+    const std::string service = "utest-metrics-" + std::to_string(++run);
+    TestServer server({}, quiet(service));
+    Client client(server.port());
+    ASSERT_TRUE(client.exchange("GET", "/items/abc"));
+    ASSERT_TRUE(client.exchange("GET", "/items/def"));
+    ASSERT_TRUE(client.exchange("GET", "/nowhere/at/all"));
+    auto text = telemetry::default_registry().expose();
+    const std::string labels = "{service=\"" + service + "\",method=\"GET\",";
+    EXPECT_THAT(text, HasSubstr("http_requests_total" + labels +
+                                "route=\"/items/{id}\",status=\"200\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("http_requests_total" + labels +
+                                "route=\"unmatched\",status=\"404\"} 1\n"));
+    EXPECT_THAT(text, Not(HasSubstr("/items/abc")));
+    EXPECT_THAT(text, Not(HasSubstr("/nowhere")));
+    EXPECT_THAT(text, HasSubstr("http_request_duration_seconds_count" + labels +
+                                "route=\"/items/{id}\"} 2\n"));
+}
+
+TEST(ServerTest, TraceparentContinuesTheCallersTrace) {
+    TestServer server;
+    Client client(server.port());
+    constexpr std::string_view kParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto response =
+        client.exchange("GET", "/echo", "traceparent: " + std::string(kParent) + "\r\n");
+    ASSERT_TRUE(response);
+    auto body = boost::json::parse(response->body());
+    std::string traceparent(body.at("traceparent").as_string());
+    ASSERT_EQ(traceparent.size(), 55u) << traceparent;
+    EXPECT_EQ(traceparent.substr(0, 36), "00-4bf92f3577b34da6a3ce929d0e0e4736-");
+    EXPECT_NE(traceparent.substr(36, 16), "00f067aa0ba902b7");
+    EXPECT_EQ(traceparent.substr(53), "01");
+    EXPECT_EQ(body.at("trace_id").as_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+TEST(ServerTest, InvalidTraceparentStartsANewTrace) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange(
+        "GET", "/echo", "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n");
+    ASSERT_TRUE(response);
+    auto body = boost::json::parse(response->body());
+    std::string trace_id(body.at("trace_id").as_string());
+    EXPECT_EQ(trace_id.size(), 32u);
+    EXPECT_NE(trace_id, "00000000000000000000000000000000");
+    EXPECT_EQ(body.at("traceparent").as_string().size(), 55u);
+}
+
+TEST(ServerTest, DrainClosesIdleKeepAliveConnections) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/items/1");
+    ASSERT_TRUE(response);
+    EXPECT_TRUE(response->keep_alive());
+    server.server().begin_drain();
+    EXPECT_TRUE(client.closed_within(5s));
+}
+
+TEST(ServerTest, DrainStopsAcceptingNewConnections) {
+    TestServer server;
+    server.server().begin_drain();
+    // Whether the acceptor is already closed or accepts and drops the socket, nothing is served.
+    beast::error_code ec;
+    asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()), ec);
+    if (!ec) {
+        std::string request = "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        asio::write(socket, asio::buffer(request), ec);
+        char byte = 0;
+        std::size_t received = socket.read_some(asio::buffer(&byte, 1), ec);
+        EXPECT_EQ(received, 0u);
+        EXPECT_TRUE(ec);
+    }
+}
+
+TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
+    TestServer server;
+    Client client(server.port());
+    ASSERT_TRUE(client.send(client.request("GET", "/slow")));
+    auto entered = server.gate().entered.get_future();
+    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(server.server().in_flight_requests(), 1u);
+    EXPECT_EQ(server.server().open_connections(), 1u);
+    server.server().begin_drain();
+    server.gate().release = true;
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_FALSE(response->keep_alive());
+    EXPECT_EQ(header(*response, "Connection"), "close");
+    EXPECT_TRUE(client.closed_within(5s));
+    EXPECT_EQ(server.server().in_flight_requests(), 0u);
+}
+
+TEST(ServerTest, ListenRejectsABadAddress) {
+    asio::io_context io;
+    Server server(
+        io, {}, [](Request&) -> asio::awaitable<Response> { co_return Response{}; },
+        [](int status, std::string_view) { return Response::json(status, "{}"); });
+    auto result = server.listen("not-an-address", 0);
+    ASSERT_FALSE(result);
+    EXPECT_THAT(result.error(), HasSubstr("not-an-address"));
+}
+
+}  // namespace
+}  // namespace aether::platform::http
