@@ -1,0 +1,19 @@
+// Registers the modules compiled into this binary.
+#include "services/register.h"
+
+#include "services/security/module.h"
+
+namespace aether::services {
+
+void register_all() {
+    platform::runtime::ModuleRegistry::instance().add("security", security::make_module);
+}
+
+boost::asio::awaitable<int> create_user_command(platform::runtime::ModuleContext& context,
+                                                std::string email, std::string name,
+                                                std::string role, std::string password) {
+    co_return co_await security::create_user_command(context, std::move(email), std::move(name),
+                                                     std::move(role), std::move(password));
+}
+
+}  // namespace aether::services

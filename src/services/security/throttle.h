@@ -1,0 +1,53 @@
+// Brute-force protection for logins: failures are counted per account and per client address in a
+// sliding window; repeated failures first slow the answers down, then block with 429.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace aether::services::security {
+
+struct ThrottleSettings {
+    int account_limit = 5;   // failures per account in the window before 429
+    int address_limit = 20;  // failures per client address in the window before 429
+    std::chrono::seconds window{900};
+    int free_failures = 2;  // failures answered without delay
+    std::chrono::milliseconds base_delay{250};
+    std::chrono::milliseconds max_delay{4000};
+    std::size_t max_tracked_keys = 100'000;  // memory bound
+};
+
+struct ThrottleDecision {
+    bool blocked = false;
+    int retry_after_seconds = 0;
+    std::chrono::milliseconds delay{0};  // wait before answering a login attempt
+};
+
+class LoginThrottle {
+  public:
+    using Clock = std::chrono::steady_clock;
+    explicit LoginThrottle(ThrottleSettings settings) : settings_(settings) {}
+
+    ThrottleDecision check(const std::string& account, const std::string& address,
+                           Clock::time_point now);
+    void record_failure(const std::string& account, const std::string& address,
+                        Clock::time_point now);
+    void record_success(const std::string& account);
+
+  private:
+    using Failures = std::deque<Clock::time_point>;
+    int recent(std::unordered_map<std::string, Failures>& table, const std::string& key,
+               Clock::time_point now, Clock::time_point& oldest);
+    void record(std::unordered_map<std::string, Failures>& table, const std::string& key, int keep,
+                Clock::time_point now);
+
+    ThrottleSettings settings_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, Failures> accounts_;
+    std::unordered_map<std::string, Failures> addresses_;
+};
+
+}  // namespace aether::services::security
