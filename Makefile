@@ -1,0 +1,41 @@
+# The two entry points of the README: `make run` and `make test`. Everything else is a step of them.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+AETHER := build/release/aether
+
+.PHONY: run test bootstrap build build-asan unit integration bench format clean
+
+run: build
+	@echo "Aether all-in-one: data under ./data."
+	@echo "First admin (password on stdin):  $(AETHER) user create --email you@example.com --name You --role admin"
+	$(AETHER) serve --listen 127.0.0.1:8080 --data-dir ./data
+
+test: build build-asan unit integration
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+build-asan: bootstrap
+	@cmake --preset asan -DAETHER_BUILD_BENCH=OFF >/dev/null
+	@cmake --build --preset asan -j $(JOBS)
+
+# Unit tests run under AddressSanitizer + UBSan.
+unit: build-asan
+	@ctest --preset asan -j $(JOBS)
+
+# Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL.
+integration: build
+	@AETHER_BIN=$(AETHER) tests/run-integration
+
+bench: build
+	@bench/run-all
+
+format:
+	@clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h')
+
+clean:
+	rm -rf build
