@@ -260,6 +260,9 @@ void declare_platform_config(config::Schema& schema) {
     schema.add({"blocking.queue", Kind::Int, "256",
                 "Jobs that may wait for a blocking thread before requests get 503",
                 config::int_range(1, 1'000'000)});
+    schema.add({"blocking.nice", Kind::Int, "10",
+                "Nice increment of the blocking threads, so IO threads win the CPU when both want it",
+                config::int_range(0, 19)});
     schema.add({"log.level", Kind::String, "info", "debug, info, warn or error",
                 config::one_of({"debug", "info", "warn", "error"})});
     schema.add({"log.access", Kind::Bool, "true", "One JSON line per request", {}});
@@ -398,6 +401,7 @@ struct Runtime::State {
     std::uint16_t port = 0;
 
     ~State() {
+        telemetry::default_registry().remove_callback("blocking_pool_queued_jobs");
         if (context) context->close_databases();
         if (pool) pool->stop();
         BlockingPool::set_default_pool(nullptr);
@@ -474,7 +478,8 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
     auto blocking_threads = static_cast<std::size_t>(config.get_int("blocking.threads"));
     if (blocking_threads == 0) blocking_threads = cores;
     state->pool = std::make_unique<BlockingPool>(
-        blocking_threads, static_cast<std::size_t>(config.get_int("blocking.queue")));
+        blocking_threads, static_cast<std::size_t>(config.get_int("blocking.queue")), "blocking",
+        static_cast<int>(config.get_int("blocking.nice")));
     BlockingPool::set_default_pool(state->pool.get());
     auto* pool = state->pool.get();
     telemetry::default_registry().gauge_callback(

@@ -2,6 +2,8 @@
 #include "platform/runtime/blocking_pool.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -10,8 +12,9 @@ namespace {
 std::atomic<BlockingPool*> g_default_pool{nullptr};
 }
 
-BlockingPool::BlockingPool(std::size_t threads, std::size_t queue_capacity, std::string name)
-    : capacity_(queue_capacity), name_(std::move(name)) {
+BlockingPool::BlockingPool(std::size_t threads, std::size_t queue_capacity, std::string name,
+                           int nice_increment)
+    : capacity_(queue_capacity), name_(std::move(name)), nice_increment_(nice_increment) {
     if (threads == 0) threads = 1;
     workers_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
@@ -66,6 +69,10 @@ void BlockingPool::set_default_pool(BlockingPool* pool) {
 }
 
 void BlockingPool::work() {
+    if (nice_increment_ != 0) {
+        // Best effort: without the privilege to change it the pool still works at normal priority.
+        (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice_increment_);
+    }
     for (;;) {
         std::function<void()> job;
         {

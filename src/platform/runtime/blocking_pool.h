@@ -42,7 +42,10 @@ class Overloaded : public std::runtime_error {
 
 class BlockingPool {
   public:
-    BlockingPool(std::size_t threads, std::size_t queue_capacity, std::string name = "blocking");
+    // nice_increment lowers the workers' scheduling priority (Linux per-thread nice), so that
+    // hashing never delays the IO threads' answers when both share a core.
+    BlockingPool(std::size_t threads, std::size_t queue_capacity, std::string name = "blocking",
+                 int nice_increment = 0);
     ~BlockingPool();
     BlockingPool(const BlockingPool&) = delete;
     BlockingPool& operator=(const BlockingPool&) = delete;
@@ -66,6 +69,7 @@ class BlockingPool {
 
     std::size_t capacity_;
     std::string name_;
+    int nice_increment_;
     mutable std::mutex mutex_;
     std::condition_variable ready_;
     std::deque<std::function<void()>> queue_;
