@@ -3,14 +3,14 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 AETHER := build/release/aether
 
-.PHONY: run test bootstrap build build-asan unit integration bench format clean
+.PHONY: run test bootstrap build build-asan unit integration integration-asan bench format clean
 
 run: build
 	@echo "Aether all-in-one: data under ./data."
 	@echo "First admin (password on stdin):  $(AETHER) user create --email you@example.com --name You --role admin"
 	$(AETHER) serve --listen 127.0.0.1:8080 --data-dir ./data
 
-test: build build-asan unit integration
+test: build build-asan unit integration integration-asan
 
 bootstrap:
 	@scripts/bootstrap
@@ -30,6 +30,11 @@ unit: build-asan
 # Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL.
 integration: build
 	@AETHER_BIN=$(AETHER) tests/run-integration
+
+# The same suite against the ASan/UBSan binary: memory errors in the server fail it.
+integration-asan: build-asan
+	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 \
+	  AETHER_BIN=build/asan/aether tests/run-integration
 
 bench: build
 	@bench/run-all

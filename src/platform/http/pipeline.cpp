@@ -71,7 +71,7 @@ json::ErrorCode code_for_status(int status) {
         case 502:
             return json::ErrorCode::UpstreamUnavailable;
         case 503:
-            return json::ErrorCode::ServiceUnavailable;
+            return json::ErrorCode::UpstreamUnavailable;
         default:
             return status >= 500 ? json::ErrorCode::Internal : json::ErrorCode::ValidationError;
     }
@@ -143,9 +143,11 @@ void Pipeline::add_filter(std::shared_ptr<Filter> filter) {
 }
 
 Response Pipeline::protocol_error(int status, std::string_view message) const {
-    Response response = error_response(code_for_status(status), message, generate_request_id());
+    auto request_id = generate_request_id();
+    Response response = error_response(code_for_status(status), message, request_id);
     response.status = status;
     response.close_connection = true;
+    response.set_header("X-Request-ID", request_id);
     return response;
 }
 
@@ -204,7 +206,7 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
                                       error.retry_after);
             response.status = error.status;
         } catch (const runtime::Overloaded& overloaded) {
-            response = error_response(json::ErrorCode::ServiceUnavailable,
+            response = error_response(json::ErrorCode::UpstreamUnavailable,
                                       "the server is busy, retry shortly", context.request_id, {},
                                       overloaded.retry_after_seconds());
             response.status = 503;

@@ -570,7 +570,7 @@ TEST(ServerTest, OverloadedIs503WithRetryAfter) {
     auto response = client.exchange("GET", "/busy");
     ASSERT_TRUE(response);
     EXPECT_EQ(response->result_int(), 503);
-    expect_envelope(*response, "SERVICE_UNAVAILABLE");
+    expect_envelope(*response, "UPSTREAM_UNAVAILABLE");
     EXPECT_EQ(header(*response, "Retry-After"), "3");
 }
 

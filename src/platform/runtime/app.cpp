@@ -172,9 +172,11 @@ void add_probe_routes(http::Router& router, const std::string& service, const Ap
     router.add(http::Method::Get, "/ready",
                [&context, &ready](http::Request& request) -> asio::awaitable<http::Response> {
                    if (!ready.load()) {
-                       co_return http::error_response(json::ErrorCode::ServiceUnavailable,
-                                                      "not ready: starting or draining",
-                                                      request.context.request_id);
+                       auto response = http::error_response(json::ErrorCode::UpstreamUnavailable,
+                                                            "not ready: starting or draining",
+                                                            request.context.request_id);
+                       response.status = 503;
+                       co_return response;
                    }
                    for (const auto& check : context.checks()) {
                        bool ok = false;
@@ -185,8 +187,9 @@ void add_probe_routes(http::Router& router, const std::string& service, const Ap
                        }
                        if (!ok) {
                            auto response = http::error_response(
-                               json::ErrorCode::ServiceUnavailable,
+                               json::ErrorCode::UpstreamUnavailable,
                                "dependency unavailable: " + check.name, request.context.request_id);
+                           response.status = 503;
                            co_return response;
                        }
                    }
