@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 AETHER := build/release/aether
+# ccache keys on relative paths, so a fresh clone in another folder (CI) reuses earlier builds.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 
 .PHONY: run test bootstrap build build-asan unit integration integration-asan bench format clean
 

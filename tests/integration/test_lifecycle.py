@@ -133,6 +133,13 @@ def test_short_jwt_secret_is_refused(factory):
     assert "32" in out.stderr and "AETHER_AUTH_JWT_SECRET" in out.stderr
 
 
+def test_cors_wildcard_with_credentials_is_refused(factory):
+    _, out = cli(factory, "config", "check", "--target=security",
+                 env={"AETHER_HTTP_CORS_ALLOWED_ORIGINS": "*", "AETHER_HTTP_CORS_ALLOW_CREDENTIALS": "true"})
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "http.cors.allow_credentials" in out.stderr, out.stderr
+
+
 def test_missing_jwt_secret_is_refused_for_a_single_target(factory):
     dep, out = cli(factory, "serve", "--target=security", "--listen", "127.0.0.1:0",
                    "--data-dir", "unused", env={"AETHER_AUTH_JWT_SECRET": None})

@@ -217,20 +217,25 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
                                   {"error", failure.what()}});
             response =
                 error_response(json::ErrorCode::Internal, "internal error", context.request_id);
+        } catch (...) {
+            telemetry::log_error("unhandled non-standard exception in handler",
+                                 {{"request_id", context.request_id}, {"route", context.route}});
+            response =
+                error_response(json::ErrorCode::Internal, "internal error", context.request_id);
         }
     }
     for (const auto& filter : filters_) filter->on_response(request, response);
     if (origin_allowed) {
-        bool wildcard = contains(options_.cors.allowed_origins, "*");
-        // A wildcard never goes with credentials: browsers reject the pair and it leaks cookies.
-        if (wildcard && !options_.cors.allow_credentials) {
-            response.set_header("Access-Control-Allow-Origin", "*");
-        } else {
+        if (contains(options_.cors.allowed_origins, origin)) {
             response.set_header("Access-Control-Allow-Origin", std::string(origin));
             response.set_header("Vary", "Origin");
             if (options_.cors.allow_credentials) {
                 response.set_header("Access-Control-Allow-Credentials", "true");
             }
+        } else {
+            // Matched only by "*": never echoed and never with credentials, or any site could
+            // make credentialed requests (the configuration refuses "*" with credentials too).
+            response.set_header("Access-Control-Allow-Origin", "*");
         }
         response.set_header("Access-Control-Expose-Headers", join(options_.cors.exposed_headers));
     }

@@ -28,7 +28,7 @@ struct CorsOptions {
     bool allow_credentials = false;
     std::vector<std::string> allowed_methods{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
     std::vector<std::string> allowed_headers{"Authorization", "Content-Type", "X-Request-ID",
-                                             "If-Match", "traceparent"};
+                                             "X-API-Key",     "If-Match",     "traceparent"};
     std::vector<std::string> exposed_headers{"X-Request-ID",          "ETag",
                                              "Retry-After",           "X-RateLimit-Limit",
                                              "X-RateLimit-Remaining", "X-RateLimit-Reset"};

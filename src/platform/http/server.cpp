@@ -105,17 +105,36 @@ asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response r
 
 asio::awaitable<void> Server::State::session(tcp::socket socket) {
     auto self = shared_from_this();
+    // Counters and the drain registry are released however the session ends.
+    struct Registration {
+        State& state;
+        std::list<std::shared_ptr<Connection>>::iterator entry;
+        ~Registration() {
+            {
+                std::lock_guard lock(state.registry_mutex);
+                state.registry.erase(entry);
+            }
+            state.connections.fetch_sub(1);
+        }
+    };
+    struct InFlight {
+        std::atomic<std::size_t>& counter;
+        explicit InFlight(std::atomic<std::size_t>& c) : counter(c) { counter.fetch_add(1); }
+        ~InFlight() { counter.fetch_sub(1); }
+    };
     beast::error_code ignored;
     auto remote_endpoint = socket.remote_endpoint(ignored);
     std::string remote = ignored ? std::string{} : remote_endpoint.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     auto connection = std::make_shared<Connection>();
     connection->stream = &stream;
-    std::list<std::shared_ptr<Connection>>::iterator registration;
-    {
+    std::unique_lock registry_lock(registry_mutex);
+    Registration registration{*this, registry.insert(registry.end(), connection)};
+    registry_lock.unlock();
+    auto set_idle = [&](bool idle) {
         std::lock_guard lock(registry_mutex);
-        registration = registry.insert(registry.end(), connection);
-    }
+        connection->idle = idle;
+    };
     beast::flat_buffer buffer;
     bool first = true;
     for (;;) {
@@ -123,24 +142,22 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
         parser.body_limit(options.max_body_bytes);
-        if (!first && buffer.size() == 0) {
+        if (buffer.size() == 0) {
             // Between requests the idle timeout applies until the next request's first byte;
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
-            stream.expires_after(options.idle_timeout);
+            stream.expires_after(first ? options.header_timeout : options.idle_timeout);
             auto [idle_ec, idle_bytes] =
                 co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
             if (idle_ec) break;
             buffer.commit(idle_bytes);
         }
+        // A request has begun: a drain lets it finish rather than cutting it off.
+        set_idle(false);
         stream.expires_after(options.header_timeout);
         first = false;
         auto [header_ec, header_bytes] =
             co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
         (void)header_bytes;
-        {
-            std::lock_guard lock(registry_mutex);
-            connection->idle = false;
-        }
         if (header_ec) {
             if (header_ec == bhttp::error::header_limit) {
                 co_await write(stream, protocol_error(431, "request headers are too large"), false);
@@ -173,21 +190,22 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         Request request = to_request(parser.release(), remote);
         bool keep_alive = request.keep_alive;
         bool head_request = request.method == Method::Head;
-        in_flight.fetch_add(1);
-        Response response = co_await handler(request);
-        in_flight.fetch_sub(1);
+        Response response;
+        {
+            InFlight in_flight_guard(in_flight);
+            try {
+                response = co_await handler(request);
+            } catch (...) {
+                // The pipeline answers every failure itself; this only guards the connection.
+                response = protocol_error(500, "internal error");
+            }
+        }
         bool again = co_await write(stream, std::move(response), keep_alive, head_request);
         if (!again) break;
-        std::lock_guard lock(registry_mutex);
-        connection->idle = true;
-    }
-    {
-        std::lock_guard lock(registry_mutex);
-        registry.erase(registration);
+        set_idle(true);
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
-    connections.fetch_sub(1);
 }
 
 asio::awaitable<void> Server::State::accept_loop() {
@@ -203,7 +221,8 @@ asio::awaitable<void> Server::State::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        socket.set_option(tcp::no_delay(true));
+        beast::error_code option_error;
+        socket.set_option(tcp::no_delay(true), option_error);
         connections.fetch_add(1);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, session(std::move(socket)), asio::detached);

@@ -611,13 +611,15 @@ TEST(ServerTest, CorsWildcardWithoutCredentials) {
     EXPECT_FALSE(has_header(*response, "Access-Control-Allow-Credentials"));
 }
 
-TEST(ServerTest, CorsWildcardWithCredentialsNeverSendsAStar) {
+TEST(ServerTest, CorsWildcardNeverReflectsAnOriginWithCredentials) {
+    // The App refuses this configuration at start-up; the pipeline is safe even if handed it:
+    // reflecting every origin with credentials would let any site make credentialed calls.
     TestServer server({}, cors_options({"*"}, true));
     Client client(server.port());
     auto response = client.exchange("GET", "/items/1", "Origin: https://anyone.example\r\n");
     ASSERT_TRUE(response);
-    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "https://anyone.example");
-    EXPECT_EQ(header(*response, "Vary"), "Origin");
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Origin"), "*");
+    EXPECT_EQ(header(*response, "Access-Control-Allow-Credentials"), "");
 }
 
 TEST(ServerTest, CorsPreflightIs204WithAllowedMethods) {

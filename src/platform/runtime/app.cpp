@@ -1,10 +1,12 @@
 // Process composition and lifecycle: config → modules → server → drain.
 #include "platform/runtime/app.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -263,9 +265,10 @@ void declare_platform_config(config::Schema& schema) {
     schema.add({"blocking.queue", Kind::Int, "256",
                 "Jobs that may wait for a blocking thread before requests get 503",
                 config::int_range(1, 1'000'000)});
-    schema.add({"blocking.nice", Kind::Int, "10",
-                "Nice increment of the blocking threads, so IO threads win the CPU when both want it",
-                config::int_range(0, 19)});
+    schema.add(
+        {"blocking.nice", Kind::Int, "10",
+         "Nice increment of the blocking threads, so IO threads win the CPU when both want it",
+         config::int_range(0, 19)});
     schema.add({"log.level", Kind::String, "info", "debug, info, warn or error",
                 config::one_of({"debug", "info", "warn", "error"})});
     schema.add({"log.access", Kind::Bool, "true", "One JSON line per request", {}});
@@ -327,6 +330,16 @@ load_with_modules(const AppOptions& options) {
 
 }  // namespace
 
+std::optional<std::string> check_key_combinations(const config::Config& config) {
+    auto origins = config.get_list("http.cors.allowed_origins");
+    if (config.get_bool("http.cors.allow_credentials") &&
+        std::find(origins.begin(), origins.end(), "*") != origins.end()) {
+        return "http.cors.allowed_origins: \"*\" cannot be combined with "
+               "http.cors.allow_credentials=true; list the origins that may send credentials";
+    }
+    return std::nullopt;
+}
+
 Expected<std::string, std::vector<std::string>> config_keys_markdown(const AppOptions& options) {
     auto modules = Modules::create(options.target);
     if (!modules) return unexpected(std::vector<std::string>{modules.error()});
@@ -340,8 +353,11 @@ Expected<std::shared_ptr<const config::Config>, std::vector<std::string>> load_c
     const AppOptions& options) {
     auto loaded = load_with_modules(options);
     if (!loaded) return unexpected(std::move(loaded).error());
+    std::vector<std::string> problems;
     auto secret = resolve_jwt_secret(*loaded->first, options);
-    if (!secret) return unexpected(std::vector<std::string>{secret.error()});
+    if (!secret) problems.push_back(secret.error());
+    if (auto problem = check_key_combinations(*loaded->first)) problems.push_back(*problem);
+    if (!problems.empty()) return unexpected(std::move(problems));
     return loaded->first;
 }
 
@@ -379,12 +395,15 @@ Expected<std::string, std::string> resolve_jwt_secret(const config::Config& conf
     std::string generated = auth::random_token(48);
     fs::path temporary = file;
     temporary += ".tmp";
-    {
-        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-        if (!out) return unexpected("cannot write " + temporary.string());
-        out << generated << "\n";
-    }
-    ::chmod(temporary.c_str(), 0600);
+    // Created 0600 from the start: the secret is never readable by others, not even briefly.
+    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return unexpected("cannot write " + temporary.string());
+    std::string contents = generated + "\n";
+    bool written =
+        ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
+    written = ::fsync(fd) == 0 && written;
+    ::close(fd);
+    if (!written) return unexpected("cannot write " + temporary.string());
     fs::rename(temporary, file, ec);
     if (ec) return unexpected("cannot write " + file.string() + ": " + ec.message());
     return generated;
@@ -445,6 +464,7 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
                      : level == "error" ? telemetry::Level::Error
                                         : telemetry::Level::Info);
 
+    if (auto problem = check_key_combinations(config)) return fail(*problem);
     std::error_code ec;
     fs::create_directories(options.data_dir, ec);
     if (ec) return fail("cannot create data dir " + options.data_dir + ": " + ec.message());

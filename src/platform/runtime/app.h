@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ Expected<std::shared_ptr<const config::Config>, std::vector<std::string>> load_c
     const AppOptions& options);
 
 class ModuleContext;
+
+// Rules that span several keys (each key alone was checked by the schema); the message or none.
+std::optional<std::string> check_key_combinations(const config::Config& config);
 
 // Every configuration key of the target's modules and the platform, as a Markdown table.
 Expected<std::string, std::vector<std::string>> config_keys_markdown(const AppOptions& options);

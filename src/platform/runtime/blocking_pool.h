@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -122,7 +123,9 @@ struct BlockingInitiation {
             });
         };
         if (!pool->try_submit(std::move(job))) {
-            boost::asio::dispatch(target, [shared]() mutable {
+            // post, not dispatch: completing inline would resume the coroutine inside its own
+            // initiation.
+            boost::asio::post(target, [shared]() mutable {
                 (*shared)(Result{std::make_exception_ptr(Overloaded(1))});
             });
         }

@@ -153,4 +153,13 @@ Expected<std::shared_ptr<Database>, std::string> open(const std::string& url,
         std::string("unsupported database URL scheme (want sqlite: or postgresql://)"));
 }
 
+asio::awaitable<bool> Database::ping() {
+    try {
+        auto result = co_await query("SELECT 1");
+        co_return result.size() == 1;
+    } catch (const std::exception&) {
+        co_return false;
+    }
+}
+
 }  // namespace aether::platform::sql

@@ -169,7 +169,7 @@ class Database {
     virtual asio::awaitable<void> transaction(
         std::function<asio::awaitable<void>(Session&)> body) = 0;
     // True when a trivial query succeeds (readiness probes); never throws.
-    virtual asio::awaitable<bool> ping() = 0;
+    virtual asio::awaitable<bool> ping();
     // Closes idle connections and fails later calls; connections in use close when released.
     virtual void close() = 0;
 

@@ -395,15 +395,6 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         }
     }
 
-    asio::awaitable<bool> ping() override {
-        try {
-            auto result = co_await query("SELECT 1");
-            co_return result.size() == 1;
-        } catch (const std::exception&) {
-            co_return false;
-        }
-    }
-
     void close() override {
         closed_ = true;
         slots_.close();

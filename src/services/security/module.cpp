@@ -80,6 +80,7 @@ BOOST_DESCRIBE_STRUCT(RolesBody, (), (roles))
 namespace {
 
 constexpr std::string_view kBase = "/api/v1/auth";
+constexpr std::size_t kMaxEmailBytes = 254;
 
 struct Settings {
     std::chrono::seconds access_ttl{3600};
@@ -235,6 +236,11 @@ class SecurityModule final : public runtime::Module {
                                                      const std::string& family,
                                                      const auth::Claims& claims,
                                                      const std::string& now);
+    // Marks a verified refresh token spent. A token of the old system (no jti) is first adopted
+    // into a family of its own, so that it, too, works only once.
+    asio::awaitable<SpendOutcome> spend_refresh_token(const auth::Claims& claims,
+                                                      std::string_view token,
+                                                      const std::string& now);
     // The jti a refresh token is tracked by; tokens of the old system carry none.
     static std::string refresh_jti(const auth::Claims& claims, std::string_view token);
 
@@ -409,7 +415,8 @@ asio::awaitable<SecurityModule::Issued> SecurityModule::issue_tokens(const UserR
     refresh.exp = now + settings_.refresh_ttl.count();
     co_await store_->insert_refresh_token(refresh.jti, family, user.id, new_family, refresh.exp,
                                           now_text());
-    co_return Issued{jwt_->sign(access), jwt_->sign(refresh)};
+    Issued issued{jwt_->sign(access), jwt_->sign(refresh)};
+    co_return issued;
 }
 
 std::string SecurityModule::refresh_jti(const auth::Claims& claims, std::string_view token) {
@@ -422,15 +429,23 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
     json::Validator check;
     check.require(!body.email.empty(), "email", "is required");
     check.require(!body.password.empty(), "password", "is required");
+    // Bounded before anything is counted, hashed or stored: these strings become throttle keys
+    // and audit rows, and longer passwords would buy an attacker more hashing work.
+    check.require(body.email.size() <= kMaxEmailBytes, "email", "must be at most 254 bytes");
+    check.require(body.password.size() <= auth::kMaxPasswordBytes, "password",
+                  "must be at most " + std::to_string(auth::kMaxPasswordBytes) + " bytes");
     if (!check.ok()) throw ClientError::validation(check.take());
     auto account = normalize_email(body.email);
-    const auto& address = request.remote_address;
-    auto decision = throttle_->check(account, address, LoginThrottle::Clock::now());
+    auto address = throttle_key_for_address(request.remote_address);
+    // The attempt is counted as it begins, so parallel guesses cannot all slip under the limit.
+    auto decision = throttle_->begin_attempt(account, address, LoginThrottle::Clock::now());
     if (decision.blocked) {
         logins_->with(std::array<std::string_view, 1>{"blocked"}).inc();
-        auto audit = audit_entry("auth.login.blocked", &request, std::nullopt, account,
-                                 [&] { return boost::json::object{}; }());
-        co_await record(audit);
+        if (decision.first_block) {
+            auto audit = audit_entry("auth.login.blocked", &request, std::nullopt, account,
+                                     boost::json::object{});
+            co_await record(audit);
+        }
         throw ClientError::rate_limited("too many failed logins; try again later",
                                         decision.retry_after_seconds);
     }
@@ -451,22 +466,31 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
             return hasher_->verify(password, stored);
         });
     if (!verified) {
-        throttle_->record_failure(account, address, LoginThrottle::Clock::now());
         logins_->with(std::array<std::string_view, 1>{"failed"}).inc();
-        auto audit = audit_entry("auth.login.failed", &request,
-                                 user ? std::optional(user->id) : std::nullopt, account, [&] {
-                                     return boost::json::object{{"reason", "invalid_credentials"}};
-                                 }());
+        std::optional<std::string> user_id;
+        if (user) user_id = user->id;
+        auto audit = audit_entry("auth.login.failed", &request, user_id, account,
+                                 boost::json::object{{"reason", "invalid_credentials"}});
         co_await record(audit);
         throw ClientError::unauthorized("Invalid credentials");
     }
-    throttle_->record_success(account);
+    throttle_->record_success(account, address);
     if (hasher_->needs_rehash(user->password_hash)) {
-        user->password_hash = co_await hash_password(password);
-        co_await store_->update_password_hash(user->id, user->password_hash, now_text());
+        // An upgrade of the stored hash must never fail a login that already succeeded.
+        auto rehashed = co_await runtime::blocking(
+            *pool_, [this, &password] { return hasher_->hash(password); });
+        if (rehashed) {
+            user->password_hash = std::move(*rehashed);
+            co_await store_->update_password_hash(user->id, user->password_hash, now_text());
+        } else {
+            telemetry::log_warn("password rehash skipped",
+                                {{"user_id", user->id},
+                                 {"reason", auth::password_error_message(rehashed.error())}});
+        }
     }
     request.context.user_id = user->id;
-    auto tokens = co_await issue_tokens(*user, {});
+    std::string new_family;
+    auto tokens = co_await issue_tokens(*user, new_family);
     logins_->with(std::array<std::string_view, 1>{"succeeded"}).inc();
     auto audit = audit_entry("auth.login.succeeded", &request, user->id, user->email,
                              [&] { return boost::json::object{}; }());
@@ -499,6 +523,19 @@ asio::awaitable<void> SecurityModule::adopt_legacy_refresh_token(const std::stri
     if (unknown_user) throw ClientError::unauthorized("invalid refresh token");
 }
 
+asio::awaitable<SpendOutcome> SecurityModule::spend_refresh_token(const auth::Claims& claims,
+                                                                  std::string_view token,
+                                                                  const std::string& now) {
+    auto jti = refresh_jti(claims, token);
+    auto outcome = co_await store_->spend_refresh_token(jti, now);
+    if (outcome.kind == SpendOutcome::Kind::Unknown && claims.jti.empty()) {
+        auto family = auth::new_id("fam_");
+        co_await adopt_legacy_refresh_token(jti, family, claims, now);
+        outcome = co_await store_->spend_refresh_token(jti, now);
+    }
+    co_return outcome;
+}
+
 asio::awaitable<http::Response> SecurityModule::refresh(http::Request& request) {
     if (request.query("refresh_token")) {
         throw ClientError::validation([&] {
@@ -509,17 +546,9 @@ asio::awaitable<http::Response> SecurityModule::refresh(http::Request& request) 
     auto body = parse_body<RefreshBody>(request);
     auto claims = jwt_->verify(body.refresh_token, "refresh", epoch_now());
     if (!claims) throw ClientError::unauthorized("invalid refresh token");
-    auto jti = refresh_jti(*claims, body.refresh_token);
     auto now = now_text();
-    auto outcome = co_await store_->spend_refresh_token(jti, now);
+    auto outcome = co_await spend_refresh_token(*claims, body.refresh_token, now);
     std::string family = outcome.family_id;
-    if (outcome.kind == SpendOutcome::Kind::Unknown && claims->jti.empty()) {
-        // A token of the old system: adopt it into a family so it, too, can be used only once.
-        family = auth::new_id("fam_");
-        co_await adopt_legacy_refresh_token(jti, family, *claims, now);
-        outcome = co_await store_->spend_refresh_token(jti, now);
-        family = outcome.family_id;
-    }
     switch (outcome.kind) {
         case SpendOutcome::Kind::Unknown:
         case SpendOutcome::Kind::FamilyRevoked:
@@ -584,6 +613,9 @@ asio::awaitable<std::optional<auth::Principal>> SecurityModule::principal_from_a
 asio::awaitable<auth::Principal> SecurityModule::authenticate(http::Request& request) {
     auto api_key_header = request.header("X-API-Key");
     std::string_view token = api_key_header;
+    if (!token.empty() && !token.starts_with("ak_")) {
+        throw ClientError::unauthorized("invalid API key");
+    }
     if (token.empty()) token = http::bearer_token(request);
     if (token.starts_with("ak_")) {
         auto principal = co_await principal_from_api_key(token);
@@ -635,14 +667,8 @@ asio::awaitable<http::Response> SecurityModule::logout(http::Request& request) {
     auto body = parse_body<RefreshBody>(request);
     auto claims = jwt_->verify(body.refresh_token, "refresh", epoch_now());
     if (!claims) throw ClientError::unauthorized("invalid refresh token");
-    auto jti = refresh_jti(*claims, body.refresh_token);
     auto now = now_text();
-    auto outcome = co_await store_->spend_refresh_token(jti, now);
-    if (outcome.kind == SpendOutcome::Kind::Unknown && claims->jti.empty()) {
-        // An old-system token: record it as a spent, revoked family so it is dead from now on.
-        co_await adopt_legacy_refresh_token(jti, auth::new_id("fam_"), *claims, now);
-        outcome = co_await store_->spend_refresh_token(jti, now);
-    }
+    auto outcome = co_await spend_refresh_token(*claims, body.refresh_token, now);
     if (!outcome.family_id.empty())
         co_await store_->revoke_family(outcome.family_id, "logout", now);
     request.context.user_id = claims->sub;
@@ -706,6 +732,7 @@ asio::awaitable<http::Response> SecurityModule::create_api_key(http::Request& re
 
 asio::awaitable<http::Response> SecurityModule::list_api_keys(http::Request& request) {
     auto principal = co_await authenticate(request);
+    http::require_permission(principal, "api_keys:write");
     auto keys = co_await store_->list_api_keys(principal.user_id);
     boost::json::array items;
     for (const auto& key : keys) {
@@ -726,6 +753,9 @@ asio::awaitable<http::Response> SecurityModule::list_api_keys(http::Request& req
 
 asio::awaitable<http::Response> SecurityModule::revoke_api_key(http::Request& request) {
     auto principal = co_await authenticate(request);
+    if (!principal.has_permission("api_keys:admin")) {
+        http::require_permission(principal, "api_keys:write");
+    }
     std::string id(request.param("id"));
     // Admins may revoke anyone's key; everyone else only their own.
     std::string owner =

@@ -2,6 +2,8 @@
 #include "services/security/policy.h"
 
 #include <algorithm>
+#include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/ip/address_v6.hpp>
 #include <cctype>
 
 namespace aether::services::security {
@@ -50,6 +52,18 @@ std::string normalize_email(std::string_view email) {
     std::transform(normalized.begin(), normalized.end(), normalized.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return normalized;
+}
+
+std::string throttle_key_for_address(const std::string& address) {
+    namespace ip = boost::asio::ip;
+    if (address.find(':') == std::string::npos) return address;
+    boost::system::error_code error;
+    auto parsed = ip::make_address_v6(address, error);
+    if (error) return address;
+    if (parsed.is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, parsed).to_string();
+    auto bytes = parsed.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return ip::address_v6(bytes).to_string() + "/64";
 }
 
 std::string join_roles(const std::vector<std::string>& roles) {

@@ -25,6 +25,10 @@ std::vector<FieldError> check_password(const PasswordPolicy& policy, std::string
 // Lower-cases and trims an email address for storage and lookup.
 std::string normalize_email(std::string_view email);
 
+// The key failed logins are counted under for a client address. IPv6 clients usually hold a whole
+// /64, so they are counted per /64 ("2001:db8:1:2::/64"); IPv4-mapped addresses as IPv4.
+std::string throttle_key_for_address(const std::string& address);
+
 // Roles are stored as a comma-separated list of known role names.
 std::string join_roles(const std::vector<std::string>& roles);
 std::vector<std::string> split_roles(std::string_view stored);

@@ -141,3 +141,20 @@ TEST(RolesTest, SplitSkipsEmptyItems) {
 
 }  // namespace
 }  // namespace aether::services::security
+
+namespace aether::services::security {
+namespace {
+
+TEST(ThrottleKeyForAddress, GroupsIpv6ByPrefixAndKeepsIpv4) {
+    EXPECT_EQ(throttle_key_for_address("192.0.2.7"), "192.0.2.7");
+    EXPECT_EQ(throttle_key_for_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+    EXPECT_EQ(throttle_key_for_address("2001:db8:1:2::1"),
+              throttle_key_for_address("2001:db8:1:2:ffff::9"));
+    EXPECT_NE(throttle_key_for_address("2001:db8:1:2::1"),
+              throttle_key_for_address("2001:db8:1:3::1"));
+    EXPECT_EQ(throttle_key_for_address("::ffff:192.0.2.7"), "192.0.2.7");
+    EXPECT_EQ(throttle_key_for_address("not-an-address"), "not-an-address");
+}
+
+}  // namespace
+}  // namespace aether::services::security

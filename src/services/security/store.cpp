@@ -79,6 +79,11 @@ asio::awaitable<SecurityStore::RoleChange> SecurityStore::set_roles(
     const std::string& id, const std::vector<std::string>& roles, const std::string& now) {
     RoleChange outcome = RoleChange::Changed;
     co_await database_->transaction([&](sql::Session& session) -> asio::awaitable<void> {
+        if (session.dialect() == "postgres") {
+            // READ COMMITTED would let two concurrent demotions each see the other admin; the
+            // lock serializes role changes (SQLite's BEGIN IMMEDIATE already does).
+            co_await session.query("SELECT pg_advisory_xact_lock(7411)");
+        }
         auto current = co_await session.query("SELECT roles FROM users WHERE id = $1", values(id));
         if (current.empty()) {
             outcome = RoleChange::NotFound;
@@ -88,7 +93,6 @@ asio::awaitable<SecurityStore::RoleChange> SecurityStore::set_roles(
         bool was_admin = std::find(existing.begin(), existing.end(), "admin") != existing.end();
         bool stays_admin = std::find(roles.begin(), roles.end(), "admin") != roles.end();
         if (was_admin && !stays_admin) {
-            // Counted inside the transaction so two concurrent demotions cannot both pass.
             auto admins = co_await session.query(
                 "SELECT COUNT(*) AS n FROM users WHERE roles = 'admin' OR roles LIKE 'admin,%' "
                 "OR roles LIKE '%,admin' OR roles LIKE '%,admin,%'");

@@ -5,63 +5,89 @@
 
 namespace aether::services::security {
 
-int LoginThrottle::recent(std::unordered_map<std::string, Failures>& table, const std::string& key,
-                          Clock::time_point now, Clock::time_point& oldest) {
+LoginThrottle::Failures* LoginThrottle::recent(std::unordered_map<std::string, Failures>& table,
+                                               const std::string& key, Clock::time_point now) {
     auto it = table.find(key);
-    if (it == table.end()) return 0;
-    auto& failures = it->second;
-    while (!failures.empty() && failures.front() + settings_.window <= now) failures.pop_front();
-    if (failures.empty()) {
+    if (it == table.end()) return nullptr;
+    auto& times = it->second.times;
+    while (!times.empty() && times.front() + settings_.window <= now) times.pop_front();
+    if (times.empty()) {
         table.erase(it);
-        return 0;
+        return nullptr;
     }
-    oldest = failures.front();
-    return static_cast<int>(failures.size());
+    return &it->second;
 }
 
 void LoginThrottle::record(std::unordered_map<std::string, Failures>& table, const std::string& key,
                            int keep, Clock::time_point now) {
     if (!table.contains(key) && table.size() >= settings_.max_tracked_keys) {
-        // Drop expired entries first; if the table is still full, forget the stalest key.
-        std::erase_if(table, [&](const auto& entry) {
-            return entry.second.empty() || entry.second.back() + settings_.window <= now;
-        });
-        if (table.size() >= settings_.max_tracked_keys) {
-            auto stalest = std::min_element(
-                table.begin(), table.end(),
-                [](const auto& a, const auto& b) { return a.second.back() < b.second.back(); });
-            table.erase(stalest);
+        // Full: drop expired keys, at most once a second so a flood of new keys cannot make
+        // every attempt scan the table. Live keys are never evicted (that would let an attacker
+        // wipe a victim's count by flooding); the new key just goes uncounted until room frees.
+        if (now - last_sweep_ >= std::chrono::seconds(1)) {
+            last_sweep_ = now;
+            std::erase_if(table, [&](const auto& entry) {
+                const auto& times = entry.second.times;
+                return times.empty() || times.back() + settings_.window <= now;
+            });
         }
+        if (table.size() >= settings_.max_tracked_keys) return;
     }
     auto& failures = table[key];
-    failures.push_back(now);
-    while (static_cast<int>(failures.size()) > keep) failures.pop_front();
+    failures.times.push_back(now);
+    while (static_cast<int>(failures.times.size()) > keep) failures.times.pop_front();
+}
+
+ThrottleDecision LoginThrottle::decide(const std::string& account, const std::string& address,
+                                       Clock::time_point now) {
+    ThrottleDecision decision;
+    auto* account_failures = recent(accounts_, account, now);
+    auto* address_failures = recent(addresses_, address, now);
+    auto count = [](const Failures* failures) {
+        return failures ? static_cast<int>(failures->times.size()) : 0;
+    };
+    auto block = [&](Failures& failures) {
+        auto remaining = std::chrono::ceil<std::chrono::seconds>(failures.times.front() +
+                                                                 settings_.window - now);
+        decision.blocked = true;
+        decision.retry_after_seconds =
+            std::max({decision.retry_after_seconds, 1, static_cast<int>(remaining.count())});
+        decision.first_block = decision.first_block || !failures.block_reported;
+        failures.block_reported = true;
+    };
+    auto judge = [&](Failures* failures, int limit) {
+        if (!failures) return;
+        if (count(failures) >= limit) {
+            block(*failures);
+        } else {
+            failures->block_reported = false;
+        }
+    };
+    judge(account_failures, settings_.account_limit);
+    judge(address_failures, settings_.address_limit);
+    int excess =
+        std::max(count(account_failures), count(address_failures)) - settings_.free_failures;
+    if (!decision.blocked && excess > 0) {
+        auto delay = settings_.base_delay * (1LL << std::min(excess - 1, 16));
+        decision.delay = std::min<std::chrono::milliseconds>(delay, settings_.max_delay);
+    }
+    return decision;
 }
 
 ThrottleDecision LoginThrottle::check(const std::string& account, const std::string& address,
                                       Clock::time_point now) {
     std::lock_guard lock(mutex_);
-    ThrottleDecision decision;
-    Clock::time_point account_oldest{}, address_oldest{};
-    int account_failures = recent(accounts_, account, now, account_oldest);
-    int address_failures = recent(addresses_, address, now, address_oldest);
-    auto retry_after = [&](Clock::time_point oldest) {
-        auto remaining = std::chrono::ceil<std::chrono::seconds>(oldest + settings_.window - now);
-        return std::max<int>(1, static_cast<int>(remaining.count()));
-    };
-    if (account_failures >= settings_.account_limit) {
-        decision.blocked = true;
-        decision.retry_after_seconds = retry_after(account_oldest);
-    }
-    if (address_failures >= settings_.address_limit) {
-        decision.blocked = true;
-        decision.retry_after_seconds =
-            std::max(decision.retry_after_seconds, retry_after(address_oldest));
-    }
-    int excess = std::max(account_failures, address_failures) - settings_.free_failures;
-    if (!decision.blocked && excess > 0) {
-        auto delay = settings_.base_delay * (1LL << std::min(excess - 1, 16));
-        decision.delay = std::min<std::chrono::milliseconds>(delay, settings_.max_delay);
+    return decide(account, address, now);
+}
+
+ThrottleDecision LoginThrottle::begin_attempt(const std::string& account,
+                                              const std::string& address, Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    auto decision = decide(account, address, now);
+    // A blocked attempt is not counted: it does no hashing and learns nothing.
+    if (!decision.blocked) {
+        record(accounts_, account, settings_.account_limit, now);
+        record(addresses_, address, settings_.address_limit, now);
     }
     return decision;
 }
@@ -73,9 +99,14 @@ void LoginThrottle::record_failure(const std::string& account, const std::string
     record(addresses_, address, settings_.address_limit, now);
 }
 
-void LoginThrottle::record_success(const std::string& account) {
+void LoginThrottle::record_success(const std::string& account, const std::string& address) {
     std::lock_guard lock(mutex_);
     accounts_.erase(account);
+    if (auto it = addresses_.find(address); it != addresses_.end()) {
+        auto& times = it->second.times;
+        if (!times.empty()) times.pop_back();
+        if (times.empty()) addresses_.erase(it);
+    }
 }
 
 }  // namespace aether::services::security

@@ -22,6 +22,7 @@ struct ThrottleSettings {
 
 struct ThrottleDecision {
     bool blocked = false;
+    bool first_block = false;  // this key was not blocked a moment ago (worth one audit entry)
     int retry_after_seconds = 0;
     std::chrono::milliseconds delay{0};  // wait before answering a login attempt
 };
@@ -31,23 +32,36 @@ class LoginThrottle {
     using Clock = std::chrono::steady_clock;
     explicit LoginThrottle(ThrottleSettings settings) : settings_(settings) {}
 
+    // What an attempt now would get, without counting it.
     ThrottleDecision check(const std::string& account, const std::string& address,
                            Clock::time_point now);
+    // check() and, unless blocked, counting the attempt as a failure in the same step, so that
+    // parallel attempts cannot all pass under the limit; record_success() takes it back.
+    ThrottleDecision begin_attempt(const std::string& account, const std::string& address,
+                                   Clock::time_point now);
     void record_failure(const std::string& account, const std::string& address,
                         Clock::time_point now);
-    void record_success(const std::string& account);
+    // Forgets the account's failures and takes one counted attempt off the address.
+    void record_success(const std::string& account, const std::string& address);
 
   private:
-    using Failures = std::deque<Clock::time_point>;
-    int recent(std::unordered_map<std::string, Failures>& table, const std::string& key,
-               Clock::time_point now, Clock::time_point& oldest);
+    struct Failures {
+        std::deque<Clock::time_point> times;
+        bool block_reported = false;  // the block of this key has been reported once already
+    };
+    // The key's failures within the window, or null when it has none.
+    Failures* recent(std::unordered_map<std::string, Failures>& table, const std::string& key,
+                     Clock::time_point now);
     void record(std::unordered_map<std::string, Failures>& table, const std::string& key, int keep,
                 Clock::time_point now);
+    ThrottleDecision decide(const std::string& account, const std::string& address,
+                            Clock::time_point now);
 
     ThrottleSettings settings_;
     std::mutex mutex_;
     std::unordered_map<std::string, Failures> accounts_;
     std::unordered_map<std::string, Failures> addresses_;
+    Clock::time_point last_sweep_{};
 };
 
 }  // namespace aether::services::security

@@ -131,7 +131,7 @@ TEST(LoginThrottleTest, SuccessResetsTheAccountButNotTheAddress) {
     LoginThrottle throttle(ThrottleSettings{});
     fail_times(throttle, "acct", "addr", 5, kStart);
     ASSERT_TRUE(throttle.check("acct", "addr", kStart).blocked);
-    throttle.record_success("acct");
+    throttle.record_success("acct", "unrelated-address");
 
     auto from_elsewhere = throttle.check("acct", "other", kStart);
     EXPECT_FALSE(from_elsewhere.blocked);
@@ -142,7 +142,7 @@ TEST(LoginThrottleTest, SuccessResetsTheAccountButNotTheAddress) {
     EXPECT_EQ(same_address.delay, 1000ms);
 }
 
-TEST(LoginThrottleTest, TrackedKeysAreBoundedByForgettingTheStalest) {
+TEST(LoginThrottleTest, TrackedKeysAreBoundedWithoutEvictingLiveOnes) {
     ThrottleSettings settings;
     settings.account_limit = 1;
     settings.address_limit = 1000;
@@ -150,10 +150,12 @@ TEST(LoginThrottleTest, TrackedKeysAreBoundedByForgettingTheStalest) {
     LoginThrottle throttle(settings);
     throttle.record_failure("a", "addr-a", kStart);
     throttle.record_failure("b", "addr-b", kStart + 1s);
+    // The table is full of live keys: flooding it with new names must not wipe a victim's count,
+    // so the newcomer goes uncounted instead.
     throttle.record_failure("c", "addr-c", kStart + 2s);
-    EXPECT_FALSE(throttle.check("a", "x", kStart + 3s).blocked);
+    EXPECT_TRUE(throttle.check("a", "x", kStart + 3s).blocked);
     EXPECT_TRUE(throttle.check("b", "x", kStart + 3s).blocked);
-    EXPECT_TRUE(throttle.check("c", "x", kStart + 3s).blocked);
+    EXPECT_FALSE(throttle.check("c", "x", kStart + 3s).blocked);
 }
 
 TEST(LoginThrottleTest, ExpiredKeysMakeRoomWithoutEvictingLiveOnes) {
@@ -185,6 +187,60 @@ TEST(LoginThrottleTest, RepeatedFailuresOfOneKeyDoNotEvictOthers) {
     for (int i = 0; i < 10; ++i) throttle.record_failure("b", "addr", kStart + 2s);
     EXPECT_TRUE(throttle.check("a", "x", kStart + 3s).blocked);
     EXPECT_TRUE(throttle.check("b", "x", kStart + 3s).blocked);
+}
+
+}  // namespace
+}  // namespace aether::services::security
+
+namespace aether::services::security {
+namespace {
+
+using std::chrono_literals::operator""s;
+
+TEST(LoginThrottleAttempts, ParallelAttemptsAreCountedAsTheyBegin) {
+    ThrottleSettings settings;
+    settings.account_limit = 3;
+    settings.address_limit = 100;
+    settings.free_failures = 100;
+    LoginThrottle throttle(settings);
+    auto now = LoginThrottle::Clock::time_point{} + 1000s;
+    // Ten attempts begin before any of them has finished: only the first three may proceed.
+    int admitted = 0;
+    for (int i = 0; i < 10; ++i) {
+        if (!throttle.begin_attempt("acct", "addr", now).blocked) ++admitted;
+    }
+    EXPECT_EQ(admitted, 3);
+}
+
+TEST(LoginThrottleAttempts, OnlyTheFirstBlockedAttemptIsReported) {
+    ThrottleSettings settings;
+    settings.account_limit = 2;
+    settings.free_failures = 100;
+    LoginThrottle throttle(settings);
+    auto now = LoginThrottle::Clock::time_point{} + 1000s;
+    throttle.begin_attempt("acct", "addr", now);
+    throttle.begin_attempt("acct", "addr", now);
+    auto first = throttle.begin_attempt("acct", "addr", now);
+    auto second = throttle.begin_attempt("acct", "addr", now);
+    EXPECT_TRUE(first.blocked);
+    EXPECT_TRUE(first.first_block);
+    EXPECT_TRUE(second.blocked);
+    EXPECT_FALSE(second.first_block);
+}
+
+TEST(LoginThrottleAttempts, SuccessReleasesTheAttemptOnTheAddress) {
+    ThrottleSettings settings;
+    settings.account_limit = 100;
+    settings.address_limit = 2;
+    settings.free_failures = 100;
+    LoginThrottle throttle(settings);
+    auto now = LoginThrottle::Clock::time_point{} + 1000s;
+    // Many successful sign-ins from one address (an office behind NAT) never add up to a block.
+    for (int i = 0; i < 10; ++i) {
+        auto account = "user" + std::to_string(i);
+        ASSERT_FALSE(throttle.begin_attempt(account, "office", now).blocked) << i;
+        throttle.record_success(account, "office");
+    }
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Security service against the original Python one, as issue #2 measures it:
+#   1. ../shared/bench/auth-bench.sh against each, each server pinned to core 1, wrk on core 0;
+#   2. login throughput unpinned, against cores / (time of one bcrypt check at the same cost);
+#   3. idle RSS and start-to-ready time of `aether serve --target=security`.
+# Usage: bench/auth/compare.sh [seconds-per-scenario]   (run `make build` first)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-8}
+aether=build/release/aether
+shared=../shared/bench
+[[ -x $aether ]] || { echo "build first: make build" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk missing: scripts/bootstrap" >&2; exit 2; }
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export AETHER_AUTH_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123456789
+
+wait_ready() {  # url
+  for _ in $(seq 1 200); do
+    curl -sf -o /dev/null "$1/ready" && return 0
+    sleep 0.05
+  done
+  echo "server at $1 did not become ready" >&2
+  return 1
+}
+
+start_aether() {  # port, cpu list ("" = unpinned), data dir
+  local pin=()
+  [[ -n $2 ]] && pin=(taskset -c "$2")
+  "${pin[@]}" "$aether" serve --target=security --listen "127.0.0.1:$1" --data-dir "$3" \
+    >"$work/aether-$1.log" 2>&1 &
+  pids+=($!)
+  wait_ready "http://127.0.0.1:$1"
+}
+
+echo "== bcrypt: one check at each cost (Google Benchmark) =="
+build/release/src/platform/auth/password_benchmark --benchmark_min_time=2
+
+echo
+echo "== aether --target=security, pinned to core 1; wrk on core 0 =="
+start_aether 18081 1 "$work/pinned"
+taskset -c 0 "$shared/auth-bench.sh" http://127.0.0.1:18081 "$secs"
+
+echo
+echo "== original Python service, pinned to core 1; wrk on core 0 =="
+taskset -c 1 "$shared/seed-security/run.sh" 18000 >"$work/seed.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18000/health && break; sleep 0.1; done
+taskset -c 0 "$shared/auth-bench.sh" http://127.0.0.1:18000 "$secs"
+
+echo
+echo "== login throughput, aether unpinned ($(nproc) cores) =="
+start_aether 18082 "" "$work/unpinned"
+curl -s -o /dev/null -XPOST http://127.0.0.1:18082/api/v1/auth/register -H 'content-type: application/json' \
+  -d '{"email":"test@example.com","password":"TestPass123!","name":"Test User"}'
+printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=%s\n' \
+  "'{\"email\":\"test@example.com\",\"password\":\"TestPass123!\"}'" >"$work/login.lua"
+wrk -t2 -c8 -d"${secs}s" -s "$work/login.lua" http://127.0.0.1:18082/api/v1/auth/login |
+  awk '/Requests\/sec/{print "login unpinned rps=" $2}'
+
+echo
+echo "== idle RSS and start-to-ready of --target=security =="
+python3 - "$aether" "$work/startup" <<'PY'
+import http.client, os, subprocess, sys, time
+binary, data = sys.argv[1], sys.argv[2]
+env = dict(os.environ)
+start = time.monotonic()
+proc = subprocess.Popen([binary, "serve", "--target=security", "--listen", "127.0.0.1:18083",
+                         "--data-dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+ready = None
+while time.monotonic() - start < 10:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", 18083, timeout=1)
+        conn.request("GET", "/ready")
+        if conn.getresponse().status == 200:
+            ready = time.monotonic() - start
+            break
+    except OSError:
+        time.sleep(0.002)
+time.sleep(1)
+rss_kb = next(int(line.split()[1]) for line in open(f"/proc/{proc.pid}/status") if line.startswith("VmRSS"))
+proc.terminate(); proc.wait(5)
+print(f"start to ready: {ready * 1000:.0f} ms (first run: migrations included)" if ready else "never ready")
+print(f"idle RSS: {rss_kb / 1024:.1f} MiB")
+PY
