@@ -81,6 +81,8 @@ namespace {
 
 constexpr std::string_view kBase = "/api/v1/auth";
 constexpr std::size_t kMaxEmailBytes = 254;
+constexpr auto kThrottleQueuePoll = std::chrono::milliseconds(20);
+constexpr auto kLongestThrottleQueueWait = std::chrono::seconds(10);
 
 struct Settings {
     std::chrono::seconds access_ttl{3600};
@@ -437,8 +439,18 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
     if (!check.ok()) throw ClientError::validation(check.take());
     auto account = normalize_email(body.email);
     auto address = throttle_key_for_address(request.remote_address);
-    // The attempt is counted as it begins, so parallel guesses cannot all slip under the limit.
+    // The attempt is registered as it begins, so parallel guesses cannot overshoot the limit;
+    // attempts beyond the in-flight budget of their account or address wait their turn.
     auto decision = throttle_->begin_attempt(account, address, LoginThrottle::Clock::now());
+    auto give_up = LoginThrottle::Clock::now() + kLongestThrottleQueueWait;
+    while (decision.wait && LoginThrottle::Clock::now() < give_up) {
+        asio::steady_timer pause(co_await asio::this_coro::executor, kThrottleQueuePoll);
+        co_await pause.async_wait(asio::use_awaitable);
+        decision = throttle_->begin_attempt(account, address, LoginThrottle::Clock::now());
+    }
+    if (decision.wait) {
+        throw ClientError::rate_limited("too many sign-in attempts in progress; try again", 1);
+    }
     if (decision.blocked) {
         logins_->with(std::array<std::string_view, 1>{"blocked"}).inc();
         if (decision.first_block) {
@@ -449,6 +461,20 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
         throw ClientError::rate_limited("too many failed logins; try again later",
                                         decision.retry_after_seconds);
     }
+    // Ends the attempt however this handler leaves: as a failure unless marked otherwise.
+    struct Attempt {
+        LoginThrottle& throttle;
+        std::string account;
+        std::string address;
+        bool ended = false;
+        void end(bool succeeded) {
+            if (ended) return;
+            ended = true;
+            throttle.end_attempt(account, address, succeeded, LoginThrottle::Clock::now());
+        }
+        ~Attempt() { end(false); }
+    };
+    Attempt attempt{*throttle_, account, address};
     if (decision.delay.count() > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor, decision.delay);
         co_await timer.async_wait(asio::use_awaitable);
@@ -474,7 +500,7 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
         co_await record(audit);
         throw ClientError::unauthorized("Invalid credentials");
     }
-    throttle_->record_success(account, address);
+    attempt.end(true);
     if (hasher_->needs_rehash(user->password_hash)) {
         // An upgrade of the stored hash must never fail a login that already succeeded.
         auto rehashed = co_await runtime::blocking(

@@ -11,7 +11,7 @@ LoginThrottle::Failures* LoginThrottle::recent(std::unordered_map<std::string, F
     if (it == table.end()) return nullptr;
     auto& times = it->second.times;
     while (!times.empty() && times.front() + settings_.window <= now) times.pop_front();
-    if (times.empty()) {
+    if (times.empty() && it->second.in_flight == 0) {
         table.erase(it);
         return nullptr;
     }
@@ -28,7 +28,8 @@ void LoginThrottle::record(std::unordered_map<std::string, Failures>& table, con
             last_sweep_ = now;
             std::erase_if(table, [&](const auto& entry) {
                 const auto& times = entry.second.times;
-                return times.empty() || times.back() + settings_.window <= now;
+                return entry.second.in_flight == 0 &&
+                       (times.empty() || times.back() + settings_.window <= now);
             });
         }
         if (table.size() >= settings_.max_tracked_keys) return;
@@ -84,12 +85,45 @@ ThrottleDecision LoginThrottle::begin_attempt(const std::string& account,
                                               const std::string& address, Clock::time_point now) {
     std::lock_guard lock(mutex_);
     auto decision = decide(account, address, now);
-    // A blocked attempt is not counted: it does no hashing and learns nothing.
-    if (!decision.blocked) {
+    if (decision.blocked) return decision;
+    auto* account_state = recent(accounts_, account, now);
+    auto* address_state = recent(addresses_, address, now);
+    auto at_capacity = [](const Failures* state, int limit) {
+        return state && static_cast<int>(state->times.size()) + state->in_flight >= limit;
+    };
+    if (at_capacity(account_state, settings_.account_limit) ||
+        at_capacity(address_state, settings_.address_limit)) {
+        decision.wait = true;
+        return decision;
+    }
+    // operator[] creates the entries; their in_flight count keeps them from being swept.
+    accounts_[account].in_flight += 1;
+    addresses_[address].in_flight += 1;
+    return decision;
+}
+
+void LoginThrottle::end_attempt(const std::string& account, const std::string& address,
+                                bool succeeded, Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    for (auto* table : {&accounts_, &addresses_}) {
+        const auto& key = table == &accounts_ ? account : address;
+        if (auto it = table->find(key); it != table->end() && it->second.in_flight > 0) {
+            it->second.in_flight -= 1;
+        }
+    }
+    if (succeeded) {
+        if (auto it = accounts_.find(account); it != accounts_.end()) it->second.times.clear();
+    } else {
         record(accounts_, account, settings_.account_limit, now);
         record(addresses_, address, settings_.address_limit, now);
     }
-    return decision;
+    for (auto* table : {&accounts_, &addresses_}) {
+        const auto& key = table == &accounts_ ? account : address;
+        if (auto it = table->find(key);
+            it != table->end() && it->second.in_flight == 0 && it->second.times.empty()) {
+            table->erase(it);
+        }
+    }
 }
 
 void LoginThrottle::record_failure(const std::string& account, const std::string& address,
@@ -99,13 +133,11 @@ void LoginThrottle::record_failure(const std::string& account, const std::string
     record(addresses_, address, settings_.address_limit, now);
 }
 
-void LoginThrottle::record_success(const std::string& account, const std::string& address) {
+void LoginThrottle::record_success(const std::string& account) {
     std::lock_guard lock(mutex_);
-    accounts_.erase(account);
-    if (auto it = addresses_.find(address); it != addresses_.end()) {
-        auto& times = it->second.times;
-        if (!times.empty()) times.pop_back();
-        if (times.empty()) addresses_.erase(it);
+    if (auto it = accounts_.find(account); it != accounts_.end()) {
+        it->second.times.clear();
+        if (it->second.in_flight == 0) accounts_.erase(it);
     }
 }
 

@@ -25,6 +25,10 @@ struct ThrottleDecision {
     bool first_block = false;  // this key was not blocked a moment ago (worth one audit entry)
     int retry_after_seconds = 0;
     std::chrono::milliseconds delay{0};  // wait before answering a login attempt
+    // Enough attempts on this key are already in flight to reach the limit if they all fail:
+    // wait for one to finish and ask again (parallel guesses cannot overshoot the limit, and
+    // parallel genuine sign-ins are only queued, never refused).
+    bool wait = false;
 };
 
 class LoginThrottle {
@@ -35,19 +39,22 @@ class LoginThrottle {
     // What an attempt now would get, without counting it.
     ThrottleDecision check(const std::string& account, const std::string& address,
                            Clock::time_point now);
-    // check() and, unless blocked, counting the attempt as a failure in the same step, so that
-    // parallel attempts cannot all pass under the limit; record_success() takes it back.
+    // check() and, when the attempt may go ahead, registering it as in flight in the same step.
+    // Every begun attempt (blocked and wait excepted) must be ended with end_attempt().
     ThrottleDecision begin_attempt(const std::string& account, const std::string& address,
                                    Clock::time_point now);
+    void end_attempt(const std::string& account, const std::string& address, bool succeeded,
+                     Clock::time_point now);
     void record_failure(const std::string& account, const std::string& address,
                         Clock::time_point now);
-    // Forgets the account's failures and takes one counted attempt off the address.
-    void record_success(const std::string& account, const std::string& address);
+    // Forgets the account's failures.
+    void record_success(const std::string& account);
 
   private:
     struct Failures {
         std::deque<Clock::time_point> times;
         bool block_reported = false;  // the block of this key has been reported once already
+        int in_flight = 0;            // attempts begun and not yet ended
     };
     // The key's failures within the window, or null when it has none.
     Failures* recent(std::unordered_map<std::string, Failures>& table, const std::string& key,

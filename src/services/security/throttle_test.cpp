@@ -131,7 +131,7 @@ TEST(LoginThrottleTest, SuccessResetsTheAccountButNotTheAddress) {
     LoginThrottle throttle(ThrottleSettings{});
     fail_times(throttle, "acct", "addr", 5, kStart);
     ASSERT_TRUE(throttle.check("acct", "addr", kStart).blocked);
-    throttle.record_success("acct", "unrelated-address");
+    throttle.record_success("acct");
 
     auto from_elsewhere = throttle.check("acct", "other", kStart);
     EXPECT_FALSE(from_elsewhere.blocked);
@@ -197,19 +197,44 @@ namespace {
 
 using std::chrono_literals::operator""s;
 
-TEST(LoginThrottleAttempts, ParallelAttemptsAreCountedAsTheyBegin) {
+TEST(LoginThrottleAttempts, ParallelAttemptsWaitRatherThanOvershootTheLimit) {
     ThrottleSettings settings;
     settings.account_limit = 3;
     settings.address_limit = 100;
     settings.free_failures = 100;
     LoginThrottle throttle(settings);
     auto now = LoginThrottle::Clock::time_point{} + 1000s;
-    // Ten attempts begin before any of them has finished: only the first three may proceed.
-    int admitted = 0;
+    // Ten attempts begin before any has finished: three go ahead, the rest are told to wait.
+    int admitted = 0, waiting = 0;
     for (int i = 0; i < 10; ++i) {
-        if (!throttle.begin_attempt("acct", "addr", now).blocked) ++admitted;
+        auto decision = throttle.begin_attempt("acct", "addr", now);
+        EXPECT_FALSE(decision.blocked);
+        if (decision.wait) {
+            ++waiting;
+        } else {
+            ++admitted;
+        }
     }
     EXPECT_EQ(admitted, 3);
+    EXPECT_EQ(waiting, 7);
+    // All three fail: the account is now blocked, and no waiting guess ever ran.
+    for (int i = 0; i < 3; ++i) throttle.end_attempt("acct", "addr", false, now);
+    EXPECT_TRUE(throttle.begin_attempt("acct", "addr", now).blocked);
+}
+
+TEST(LoginThrottleAttempts, ParallelGenuineSignInsAreQueuedNeverRefused) {
+    ThrottleSettings settings;
+    settings.account_limit = 2;
+    settings.free_failures = 100;
+    LoginThrottle throttle(settings);
+    auto now = LoginThrottle::Clock::time_point{} + 1000s;
+    ASSERT_FALSE(throttle.begin_attempt("acct", "addr", now).wait);
+    ASSERT_FALSE(throttle.begin_attempt("acct", "addr", now).wait);
+    EXPECT_TRUE(throttle.begin_attempt("acct", "addr", now).wait);
+    throttle.end_attempt("acct", "addr", true, now);
+    auto next = throttle.begin_attempt("acct", "addr", now);
+    EXPECT_FALSE(next.wait);
+    EXPECT_FALSE(next.blocked);
 }
 
 TEST(LoginThrottleAttempts, OnlyTheFirstBlockedAttemptIsReported) {
@@ -218,8 +243,10 @@ TEST(LoginThrottleAttempts, OnlyTheFirstBlockedAttemptIsReported) {
     settings.free_failures = 100;
     LoginThrottle throttle(settings);
     auto now = LoginThrottle::Clock::time_point{} + 1000s;
-    throttle.begin_attempt("acct", "addr", now);
-    throttle.begin_attempt("acct", "addr", now);
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_FALSE(throttle.begin_attempt("acct", "addr", now).wait);
+        throttle.end_attempt("acct", "addr", false, now);
+    }
     auto first = throttle.begin_attempt("acct", "addr", now);
     auto second = throttle.begin_attempt("acct", "addr", now);
     EXPECT_TRUE(first.blocked);
@@ -228,18 +255,19 @@ TEST(LoginThrottleAttempts, OnlyTheFirstBlockedAttemptIsReported) {
     EXPECT_FALSE(second.first_block);
 }
 
-TEST(LoginThrottleAttempts, SuccessReleasesTheAttemptOnTheAddress) {
+TEST(LoginThrottleAttempts, SuccessfulSignInsNeverAddUpOnAnAddress) {
     ThrottleSettings settings;
     settings.account_limit = 100;
     settings.address_limit = 2;
     settings.free_failures = 100;
     LoginThrottle throttle(settings);
     auto now = LoginThrottle::Clock::time_point{} + 1000s;
-    // Many successful sign-ins from one address (an office behind NAT) never add up to a block.
+    // Many sign-ins from one address (an office behind NAT) never add up to a block.
     for (int i = 0; i < 10; ++i) {
         auto account = "user" + std::to_string(i);
-        ASSERT_FALSE(throttle.begin_attempt(account, "office", now).blocked) << i;
-        throttle.record_success(account, "office");
+        auto decision = throttle.begin_attempt(account, "office", now);
+        ASSERT_FALSE(decision.blocked || decision.wait) << i;
+        throttle.end_attempt(account, "office", true, now);
     }
 }
 
