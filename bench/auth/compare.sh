@@ -4,6 +4,7 @@
 #   2. login throughput unpinned, against cores / (time of one bcrypt check at the same cost);
 #   3. idle RSS and start-to-ready time of `aether serve --target=security`.
 # Usage: bench/auth/compare.sh [seconds-per-scenario]   (run `make build` first)
+# The access log stays on (its formatting is part of every request); it goes to /dev/null.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-8}
@@ -34,7 +35,7 @@ start_aether() {  # port, cpu list ("" = unpinned), data dir
   local pin=()
   [[ -n $2 ]] && pin=(taskset -c "$2")
   "${pin[@]}" "$aether" serve --target=security --listen "127.0.0.1:$1" --data-dir "$3" \
-    >"$work/aether-$1.log" 2>&1 &
+    >/dev/null 2>"$work/aether-$1.err" &
   pids+=($!)
   wait_ready "http://127.0.0.1:$1"
 }

@@ -211,7 +211,10 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
 asio::awaitable<void> Server::State::accept_loop() {
     auto self = shared_from_this();
     while (acceptor.is_open()) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kNoThrow);
+        asio::any_io_executor connection_executor =
+            options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
+                                          : asio::any_io_executor(io.get_executor());
+        auto [ec, socket] = co_await acceptor.async_accept(connection_executor, kNoThrow);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
             continue;  // e.g. EMFILE: keep serving the connections we have

@@ -576,6 +576,7 @@ int Runtime::serve() {
     server_options.header_timeout = config.get_duration("http.header_timeout");
     server_options.body_timeout = config.get_duration("http.body_timeout");
     server_options.idle_timeout = config.get_duration("http.idle_timeout");
+    server_options.strand_per_connection = state.io_threads > 1;
     http::Server server(
         io, server_options,
         [pipeline](http::Request& request) { return pipeline->handle(request); },

@@ -242,6 +242,7 @@ void Logger::writer_loop() {
             writer_state_ = WriterState::Busy;
             continue;
         }
+        flush_requested_ = false;
         batch.clear();
         batch.swap(pending_);
         lock.unlock();
@@ -254,6 +255,13 @@ void Logger::writer_loop() {
             batch.clear();
             pending_.swap(batch);
         }
+        // Gather lines for a while rather than writing each as it arrives: where the writer
+        // shares a core with the IO threads, every wake-up and write() is taken from them.
+        writer_state_ = WriterState::Polling;
+        wake_writer_.wait_for(lock, kBatchWindow, [this] {
+            return stopping_ || flush_requested_ || pending_.size() >= capacity_ / 2;
+        });
+        writer_state_ = WriterState::Busy;
     }
 }
 
@@ -276,10 +284,9 @@ void Logger::flush() {
     std::unique_lock lock(mutex_);
     const auto target = enqueued_bytes_;
     if (written_bytes_ >= target) return;
-    if (writer_state_ != WriterState::Busy) {
-        writer_state_ = WriterState::Busy;
-        wake_writer_.notify_one();
-    }
+    flush_requested_ = true;
+    if (writer_state_ != WriterState::Busy) writer_state_ = WriterState::Busy;
+    wake_writer_.notify_one();
     drained_.wait(lock, [&] { return written_bytes_ >= target; });
 }
 

@@ -119,6 +119,7 @@ class Logger {
     // until the next line arrives.
     enum class WriterState { Busy, Polling, Sleeping };
     WriterState writer_state_ = WriterState::Busy;
+    bool flush_requested_ = false;  // a flush() waits: write without gathering first
     bool stopping_ = false;
     std::uint64_t enqueued_bytes_ = 0;  // total ever accepted
     std::uint64_t written_bytes_ = 0;   // total ever handed to the sink (or given up on)
