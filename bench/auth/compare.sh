@@ -52,7 +52,7 @@ echo
 echo "== original Python service, pinned to core 1; wrk on core 0 =="
 taskset -c 1 "$shared/seed-security/run.sh" 18000 >"$work/seed.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18000/health && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -sf -o /dev/null http://127.0.0.1:18000/health && break; sleep 0.1; done
 taskset -c 0 "$shared/auth-bench.sh" http://127.0.0.1:18000 "$secs"
 
 echo

@@ -92,11 +92,12 @@ class Modules {
 class AppContext final : public ModuleContext {
   public:
     AppContext(std::shared_ptr<const config::Config> config, asio::io_context& io,
-               BlockingPool& pool, std::string data_dir, http::Router& router,
-               std::shared_ptr<const auth::JwtCodec> jwt)
+               BlockingPool& pool, BlockingPool& hashing_pool, std::string data_dir,
+               http::Router& router, std::shared_ptr<const auth::JwtCodec> jwt)
         : config_(std::move(config)),
           io_(io),
           pool_(pool),
+          hashing_pool_(hashing_pool),
           data_dir_(std::move(data_dir)),
           router_(router),
           jwt_(std::move(jwt)) {}
@@ -104,6 +105,7 @@ class AppContext final : public ModuleContext {
     const config::Config& config() const override { return *config_; }
     asio::any_io_executor executor() const override { return io_.get_executor(); }
     BlockingPool& blocking_pool() const override { return pool_; }
+    BlockingPool& hashing_pool() const override { return hashing_pool_; }
     const std::string& data_dir() const override { return data_dir_; }
     http::Router& router() override { return router_; }
     const auth::JwtCodec& jwt() const override { return *jwt_; }
@@ -145,6 +147,7 @@ class AppContext final : public ModuleContext {
     std::shared_ptr<const config::Config> config_;
     asio::io_context& io_;
     BlockingPool& pool_;
+    BlockingPool& hashing_pool_;
     std::string data_dir_;
     http::Router& router_;
     std::shared_ptr<const auth::JwtCodec> jwt_;
@@ -260,11 +263,17 @@ void declare_platform_config(config::Schema& schema) {
                 "Send Access-Control-Allow-Credentials",
                 {}});
     schema.add({"blocking.threads", Kind::Int, "0",
-                "Threads for blocking work (hashing, SQLite); 0 = the cores available",
+                "Threads for blocking work (SQLite, blocking clients); 0 = the cores available",
                 config::int_range(0, 1024)});
     schema.add({"blocking.queue", Kind::Int, "256",
                 "Jobs that may wait for a blocking thread before requests get 503",
                 config::int_range(1, 1'000'000)});
+    schema.add({"blocking.hashing_threads", Kind::Int, "0",
+                "Threads for password hashing; 0 = the cores available",
+                config::int_range(0, 1024)});
+    schema.add({"blocking.hashing_queue", Kind::Int, "64",
+                "Password hashes that may wait for a thread before logins get 503",
+                config::int_range(1, 100000)});
     schema.add(
         {"blocking.nice", Kind::Int, "10",
          "Nice increment of the blocking threads, so IO threads win the CPU when both want it",
@@ -416,6 +425,7 @@ struct Runtime::State {
     std::string service;
     std::size_t io_threads = 1;
     std::unique_ptr<BlockingPool> pool;
+    std::unique_ptr<BlockingPool> hashing_pool;
     std::unique_ptr<asio::io_context> io;
     std::shared_ptr<http::Router> router;
     std::unique_ptr<AppContext> context;
@@ -424,8 +434,10 @@ struct Runtime::State {
 
     ~State() {
         telemetry::default_registry().remove_callback("blocking_pool_queued_jobs");
+        telemetry::default_registry().remove_callback("hashing_pool_queued_jobs");
         if (context) context->close_databases();
         if (pool) pool->stop();
+        if (hashing_pool) hashing_pool->stop();
         BlockingPool::set_default_pool(nullptr);
         telemetry::Logger::instance().flush();
     }
@@ -511,8 +523,14 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
 
     state->io = std::make_unique<asio::io_context>(static_cast<int>(state->io_threads));
     state->router = std::make_shared<http::Router>();
-    state->context = std::make_unique<AppContext>(state->config, *state->io, *state->pool,
-                                                  options.data_dir, *state->router, jwt);
+    auto hashing_threads = static_cast<std::size_t>(config.get_int("blocking.hashing_threads"));
+    if (hashing_threads == 0) hashing_threads = cores;
+    state->hashing_pool = std::make_unique<BlockingPool>(
+        hashing_threads, static_cast<std::size_t>(config.get_int("blocking.hashing_queue")),
+        "hashing", static_cast<int>(config.get_int("blocking.nice")));
+    state->context =
+        std::make_unique<AppContext>(state->config, *state->io, *state->pool, *state->hashing_pool,
+                                     options.data_dir, *state->router, jwt);
     return std::unique_ptr<Runtime>(new Runtime(std::move(state)));
 }
 

@@ -45,6 +45,9 @@ class ModuleContext {
     virtual const config::Config& config() const = 0;
     virtual boost::asio::any_io_executor executor() const = 0;
     virtual BlockingPool& blocking_pool() const = 0;
+    // A pool of its own for password hashing: a queue of 300 ms hashes must never delay the
+    // short blocking jobs (SQLite queries) of other requests.
+    virtual BlockingPool& hashing_pool() const = 0;
     virtual const std::string& data_dir() const = 0;
     virtual http::Router& router() = 0;
     virtual const auth::JwtCodec& jwt() const = 0;

@@ -260,7 +260,7 @@ class SecurityModule final : public runtime::Module {
     std::unique_ptr<auth::PasswordHasher> hasher_;
     std::unique_ptr<LoginThrottle> throttle_;
     const auth::JwtCodec* jwt_ = nullptr;
-    runtime::BlockingPool* pool_ = nullptr;
+    runtime::BlockingPool* hashing_pool_ = nullptr;
     telemetry::CounterFamily* logins_ = nullptr;
 };
 
@@ -299,7 +299,7 @@ asio::awaitable<void> SecurityModule::start(runtime::ModuleContext& context) {
     if (!hasher_->settings_valid()) throw std::runtime_error("invalid password hashing settings");
     throttle_ = std::make_unique<LoginThrottle>(settings_.throttle);
     jwt_ = &context.jwt();
-    pool_ = &context.blocking_pool();
+    hashing_pool_ = &context.hashing_pool();
     logins_ = &telemetry::default_registry().counter("auth_logins_total",
                                                      "Login attempts by outcome.", {"outcome"});
     add_routes(context.router());
@@ -330,8 +330,8 @@ void SecurityModule::add_routes(http::Router& router) {
 }
 
 asio::awaitable<std::string> SecurityModule::hash_password(const std::string& password) {
-    auto hashed =
-        co_await runtime::blocking(*pool_, [this, &password] { return hasher_->hash(password); });
+    auto hashed = co_await runtime::blocking(*hashing_pool_,
+                                             [this, &password] { return hasher_->hash(password); });
     if (!hashed) {
         throw ClientError::validation([&] {
             return std::vector<FieldError>{
@@ -482,8 +482,8 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
     auto user = co_await store_->find_user_by_email(account);
     std::string password = body.password;
     std::string stored = user ? user->password_hash : std::string{};
-    bool verified =
-        co_await runtime::blocking(*pool_, [this, &password, &stored, known = user.has_value()] {
+    bool verified = co_await runtime::blocking(
+        *hashing_pool_, [this, &password, &stored, known = user.has_value()] {
             if (!known) {
                 // Unknown accounts cost the same hashing work as a wrong password.
                 hasher_->burn_equal_work(password);
@@ -504,7 +504,7 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
     if (hasher_->needs_rehash(user->password_hash)) {
         // An upgrade of the stored hash must never fail a login that already succeeded.
         auto rehashed = co_await runtime::blocking(
-            *pool_, [this, &password] { return hasher_->hash(password); });
+            *hashing_pool_, [this, &password] { return hasher_->hash(password); });
         if (rehashed) {
             user->password_hash = std::move(*rehashed);
             co_await store_->update_password_hash(user->id, user->password_hash, now_text());
@@ -879,7 +879,7 @@ asio::awaitable<int> SecurityModule::create_user(runtime::ModuleContext& context
     co_await migrate(context);
     store_ = std::make_unique<SecurityStore>(database_);
     hasher_ = std::make_unique<auth::PasswordHasher>(settings_.password);
-    pool_ = &context.blocking_pool();
+    hashing_pool_ = &context.hashing_pool();
     json::Validator check;
     check.email("email", email);
     check.length("name", name, 1, 100);
