@@ -45,6 +45,7 @@ class Request {
     std::string body;
     std::string remote_address;
     bool keep_alive = true;
+    int http_version = 11;  // 10 or 11
     std::vector<std::pair<std::string, std::string>> path_params;
     RequestContext context;
 
