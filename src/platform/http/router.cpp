@@ -1,6 +1,7 @@
 // A segment trie: static segments win over parameters, with backtracking; HEAD falls back to GET.
 #include "platform/http/router.h"
 
+#include <span>
 #include <stdexcept>
 
 namespace aether::platform::http {
@@ -96,7 +97,23 @@ void Router::add(Method method, std::string_view path_template, Handler handler)
 
 RouteMatch Router::match(Method method, std::string_view path) const {
     RouteMatch result;
-    auto segments = split_path(path);
+    // Requests are matched without allocating: the segments go into a fixed array. No route has
+    // this many segments, so a longer path is simply not found.
+    constexpr std::size_t kMaxSegments = 32;
+    std::array<std::string_view, kMaxSegments> storage;
+    std::size_t count = 0;
+    for (std::size_t start = 0; start < path.size();) {
+        if (path[start] == '/') {
+            ++start;
+            continue;
+        }
+        auto end = path.find('/', start);
+        if (end == std::string_view::npos) end = path.size();
+        if (count == kMaxSegments) return result;
+        storage[count++] = path.substr(start, end - start);
+        start = end;
+    }
+    std::span<const std::string_view> segments(storage.data(), count);
     // Depth-first with backtracking: try the static child, then the parameter child.
     std::vector<std::pair<std::string, std::string>> params;
     const Node* node = walk(root_.get(), segments, 0, params);
@@ -123,7 +140,7 @@ RouteMatch Router::match(Method method, std::string_view path) const {
     return result;
 }
 
-const Router::Node* Router::walk(const Node* node, const std::vector<std::string_view>& segments,
+const Router::Node* Router::walk(const Node* node, std::span<const std::string_view> segments,
                                  std::size_t index,
                                  std::vector<std::pair<std::string, std::string>>& params) {
     if (index == segments.size()) return node->has_handlers() ? node : nullptr;

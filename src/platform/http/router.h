@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,7 +41,7 @@ class Router {
 
   private:
     struct Node;
-    static const Node* walk(const Node* node, const std::vector<std::string_view>& segments,
+    static const Node* walk(const Node* node, std::span<const std::string_view> segments,
                             std::size_t index,
                             std::vector<std::pair<std::string, std::string>>& params);
     std::unique_ptr<Node> root_;

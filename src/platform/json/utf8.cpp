@@ -1,6 +1,9 @@
 // Strict UTF-8 validation following the well-formed byte sequences table of Unicode §3.9.
 #include "platform/json/utf8.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace aether::platform::json {
 
 std::size_t invalid_utf8_offset(std::string_view text) {
@@ -8,6 +11,14 @@ std::size_t invalid_utf8_offset(std::string_view text) {
     const std::size_t size = text.size();
     std::size_t i = 0;
     while (i < size) {
+        // ASCII fast path: eight bytes at a time while none has its high bit set.
+        while (size - i >= 8) {
+            std::uint64_t word;
+            std::memcpy(&word, bytes + i, sizeof word);
+            if (word & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= size) break;
         const unsigned char lead = bytes[i];
         if (lead < 0x80) {
             ++i;
