@@ -21,25 +21,17 @@ constexpr std::string_view kApiKeyIdPrefix = "key_";
 constexpr std::size_t kApiKeySecretBytes = 32;
 constexpr std::size_t kApiKeySecretChars = 43;  // base64url of 32 bytes, unpadded
 
-constexpr std::array<signed char, 256> make_b64_table() {
+// Reverse lookup of an alphabet: the value of each character, -1 for characters outside it.
+constexpr std::array<signed char, 256> make_decode_table(std::string_view alphabet) {
     std::array<signed char, 256> table{};
     for (auto& v : table) v = -1;
-    for (std::size_t i = 0; i < kB64Alphabet.size(); ++i) {
-        table[static_cast<unsigned char>(kB64Alphabet[i])] = static_cast<signed char>(i);
+    for (std::size_t i = 0; i < alphabet.size(); ++i) {
+        table[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
     }
     return table;
 }
-constexpr auto kB64Table = make_b64_table();
-
-constexpr std::array<signed char, 256> make_crockford_table() {
-    std::array<signed char, 256> table{};
-    for (auto& v : table) v = -1;
-    for (std::size_t i = 0; i < kCrockford.size(); ++i) {
-        table[static_cast<unsigned char>(kCrockford[i])] = static_cast<signed char>(i);
-    }
-    return table;
-}
-constexpr auto kCrockfordTable = make_crockford_table();
+constexpr auto kB64Table = make_decode_table(kB64Alphabet);
+constexpr auto kCrockfordTable = make_decode_table(kCrockford);
 
 void fill_random(unsigned char* out, std::size_t n) {
     if (RAND_bytes(out, static_cast<int>(n)) != 1) {
