@@ -39,13 +39,17 @@ std::string_view bearer_token(const Request& request) {
     return token;
 }
 
+std::vector<std::string> effective_permissions(const auth::Claims& claims) {
+    return claims.permissions.empty() ? auth::permissions_for_roles(claims.roles)
+                                      : claims.permissions;
+}
+
 auth::Principal principal_from_claims(const auth::Claims& claims) {
     auth::Principal principal;
     principal.user_id = claims.sub;
     principal.email = claims.email;
     principal.roles = claims.roles;
-    principal.permissions =
-        claims.permissions.empty() ? auth::permissions_for_roles(claims.roles) : claims.permissions;
+    principal.permissions = effective_permissions(claims);
     principal.token_id = claims.jti;
     principal.via = "token";
     return principal;

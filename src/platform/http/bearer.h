@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "platform/auth/jwt.h"
 #include "platform/auth/permissions.h"
@@ -17,6 +18,10 @@ std::string_view bearer_token(const Request& request);
 // Verifies a bearer access JWT and returns who is calling; throws ClientError 401 on any failure
 // (a refresh token included). Sets request.context.user_id for the access log.
 auth::Principal authenticate_access_token(Request& request, const auth::JwtCodec& jwt);
+
+// The permissions verified claims grant: their own, or those of their roles when a token from
+// the old system carries none.
+std::vector<std::string> effective_permissions(const auth::Claims& claims);
 
 // The principal behind verified access-token claims (permissions derived from roles when a token
 // from the old system carries none).

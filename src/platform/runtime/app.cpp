@@ -320,13 +320,19 @@ std::string effective_config_file(const AppOptions& options) {
 
 namespace {
 
+// The keys the platform and the given modules read.
+config::Schema schema_of(const Modules& modules) {
+    config::Schema schema;
+    declare_platform_config(schema);
+    for (const auto& module : modules.list) module->declare_config(schema);
+    return schema;
+}
+
 Expected<std::pair<std::shared_ptr<const config::Config>, Modules>, std::vector<std::string>>
 load_with_modules(const AppOptions& options) {
     auto modules = Modules::create(options.target);
     if (!modules) return unexpected(std::vector<std::string>{modules.error()});
-    config::Schema schema;
-    declare_platform_config(schema);
-    for (const auto& module : modules->list) module->declare_config(schema);
+    auto schema = schema_of(*modules);
     auto loaded = config::load(schema, effective_config_file(options), options.environment);
     if (!loaded) {
         std::vector<std::string> messages;
@@ -352,9 +358,7 @@ std::optional<std::string> check_key_combinations(const config::Config& config) 
 Expected<std::string, std::vector<std::string>> config_keys_markdown(const AppOptions& options) {
     auto modules = Modules::create(options.target);
     if (!modules) return unexpected(std::vector<std::string>{modules.error()});
-    config::Schema schema;
-    declare_platform_config(schema);
-    for (const auto& module : modules->list) module->declare_config(schema);
+    auto schema = schema_of(*modules);
     return schema.markdown_table();
 }
 

@@ -512,7 +512,7 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
         co_await timer.async_wait(asio::use_awaitable);
     }
     auto user = co_await store_->find_user_by_email(account);
-    std::string password = body.password;
+    const std::string& password = body.password;
     std::string stored = user ? user->password_hash : std::string{};
     bool verified = co_await runtime::blocking(
         *hashing_pool_, [this, &password, &stored, known = user.has_value()] {
@@ -694,10 +694,7 @@ asio::awaitable<http::Response> SecurityModule::validate(http::Request& request)
     }
     auto claims = jwt_->verify(body.token, "access", epoch_now());
     if (!claims) co_return http::Response::json(200, R"({"valid":false})");
-    // Tokens of the old system carry roles only: their permissions follow from the roles.
-    const auto& permissions = claims->permissions.empty()
-                                  ? auth::permissions_for_roles(claims->roles)
-                                  : claims->permissions;
+    auto permissions = http::effective_permissions(*claims);
     co_return http::Response::json(
         200, validation_body(claims->sub, claims->roles, permissions, epoch_text(claims->exp)));
 }

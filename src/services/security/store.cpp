@@ -6,16 +6,6 @@
 namespace aether::services::security {
 namespace {
 
-// Builds query parameters outside the coroutine frame: GCC 12 miscompiles braced parameter lists
-// whose backing array lives in a coroutine ("array used as initializer").
-template <class... Args>
-std::vector<sql::Value> values(Args&&... args) {
-    std::vector<sql::Value> list;
-    list.reserve(sizeof...(Args));
-    (list.emplace_back(std::forward<Args>(args)), ...);
-    return list;
-}
-
 constexpr const char* kUserColumns = "id, email, name, password_hash, roles, created_at";
 
 UserRecord to_user(const sql::Row& row) {
@@ -48,14 +38,14 @@ sql::Value optional_value(const std::optional<std::string>& value) {
 asio::awaitable<std::optional<UserRecord>> SecurityStore::find_user_by_email(
     const std::string& email) {
     auto result = co_await database_->query(
-        std::string("SELECT ") + kUserColumns + " FROM users WHERE email = $1", values(email));
+        std::string("SELECT ") + kUserColumns + " FROM users WHERE email = $1", email);
     if (result.empty()) co_return std::nullopt;
     co_return to_user(result[0]);
 }
 
 asio::awaitable<std::optional<UserRecord>> SecurityStore::find_user_by_id(const std::string& id) {
     auto result = co_await database_->query(
-        std::string("SELECT ") + kUserColumns + " FROM users WHERE id = $1", values(id));
+        std::string("SELECT ") + kUserColumns + " FROM users WHERE id = $1", id);
     if (result.empty()) co_return std::nullopt;
     co_return to_user(result[0]);
 }
@@ -64,15 +54,15 @@ asio::awaitable<void> SecurityStore::insert_user(const UserRecord& user) {
     co_await database_->query(
         "INSERT INTO users (id, email, name, password_hash, roles, created_at, updated_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        values(user.id, user.email, user.name, user.password_hash, join_roles(user.roles),
-               user.created_at));
+        user.id, user.email, user.name, user.password_hash, join_roles(user.roles),
+        user.created_at);
 }
 
 asio::awaitable<void> SecurityStore::update_password_hash(const std::string& id,
                                                           const std::string& hash,
                                                           const std::string& now) {
     co_await database_->query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
-                              values(hash, now, id));
+                              hash, now, id);
 }
 
 asio::awaitable<SecurityStore::RoleChange> SecurityStore::set_roles(
@@ -84,7 +74,7 @@ asio::awaitable<SecurityStore::RoleChange> SecurityStore::set_roles(
             // lock serializes role changes (SQLite's BEGIN IMMEDIATE already does).
             co_await session.query("SELECT pg_advisory_xact_lock(7411)");
         }
-        auto current = co_await session.query("SELECT roles FROM users WHERE id = $1", values(id));
+        auto current = co_await session.query("SELECT roles FROM users WHERE id = $1", id);
         if (current.empty()) {
             outcome = RoleChange::NotFound;
             co_return;
@@ -102,7 +92,7 @@ asio::awaitable<SecurityStore::RoleChange> SecurityStore::set_roles(
             }
         }
         co_await session.query("UPDATE users SET roles = $1, updated_at = $2 WHERE id = $3",
-                               values(join_roles(roles), now, id));
+                               join_roles(roles), now, id);
     });
     co_return outcome;
 }
@@ -112,8 +102,8 @@ asio::awaitable<Page<UserRecord>> SecurityStore::list_users(std::int64_t page, s
     auto count = co_await database_->query("SELECT COUNT(*) AS n FROM users");
     result.total = count[0].get_int("n");
     auto rows = co_await database_->query(
-        std::string("SELECT ") + kUserColumns + " FROM users ORDER BY id LIMIT $1 OFFSET $2",
-        values(limit, (page - 1) * limit));
+        std::string("SELECT ") + kUserColumns + " FROM users ORDER BY id LIMIT $1 OFFSET $2", limit,
+        (page - 1) * limit);
     for (const auto& row : rows) result.items.push_back(to_user(row));
     co_return result;
 }
@@ -127,12 +117,12 @@ asio::awaitable<void> SecurityStore::insert_refresh_token(const std::string& jti
         if (new_family) {
             co_await session.query(
                 "INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)",
-                values(family_id, user_id, now));
+                family_id, user_id, now);
         }
         co_await session.query(
             "INSERT INTO refresh_tokens (jti, family_id, expires_at, created_at) "
             "VALUES ($1, $2, $3, $4)",
-            values(jti, family_id, expires_at, now));
+            jti, family_id, expires_at, now);
     });
 }
 
@@ -143,7 +133,7 @@ asio::awaitable<SpendOutcome> SecurityStore::spend_refresh_token(const std::stri
         auto found = co_await session.query(
             "SELECT t.family_id, t.spent_at, f.user_id, f.revoked_at FROM refresh_tokens t "
             "JOIN refresh_families f ON f.id = t.family_id WHERE t.jti = $1",
-            values(jti));
+            jti);
         if (found.empty()) co_return;
         const auto& row = found[0];
         outcome.family_id = row.get_string("family_id");
@@ -154,8 +144,8 @@ asio::awaitable<SpendOutcome> SecurityStore::spend_refresh_token(const std::stri
         }
         // The conditional update makes two racing refreshes with one token see one winner.
         auto spent = co_await session.query(
-            "UPDATE refresh_tokens SET spent_at = $1 WHERE jti = $2 AND spent_at IS NULL",
-            values(now, jti));
+            "UPDATE refresh_tokens SET spent_at = $1 WHERE jti = $2 AND spent_at IS NULL", now,
+            jti);
         outcome.kind =
             spent.affected_rows() == 1 ? SpendOutcome::Kind::Spent : SpendOutcome::Kind::Reused;
     });
@@ -168,27 +158,27 @@ asio::awaitable<void> SecurityStore::revoke_family(const std::string& family_id,
     co_await database_->query(
         "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 "
         "WHERE id = $3 AND revoked_at IS NULL",
-        values(now, reason, family_id));
+        now, reason, family_id);
 }
 
 asio::awaitable<void> SecurityStore::insert_api_key(const ApiKeyRecord& key) {
     co_await database_->query(
         "INSERT INTO api_keys (id, user_id, name, secret_hash, scopes, created_at, expires_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        values(key.id, key.user_id, key.name, key.secret_hash, join_roles(key.scopes),
-               key.created_at, optional_value(key.expires_at)));
+        key.id, key.user_id, key.name, key.secret_hash, join_roles(key.scopes), key.created_at,
+        optional_value(key.expires_at));
 }
 
 asio::awaitable<std::optional<ApiKeyRecord>> SecurityStore::find_api_key(const std::string& id) {
-    auto result = co_await database_->query("SELECT * FROM api_keys WHERE id = $1", values(id));
+    auto result = co_await database_->query("SELECT * FROM api_keys WHERE id = $1", id);
     if (result.empty()) co_return std::nullopt;
     co_return to_api_key(result[0]);
 }
 
 asio::awaitable<std::vector<ApiKeyRecord>> SecurityStore::list_api_keys(
     const std::string& user_id) {
-    auto result = co_await database_->query("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY id",
-                                            values(user_id));
+    auto result =
+        co_await database_->query("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY id", user_id);
     std::vector<ApiKeyRecord> keys;
     for (const auto& row : result) keys.push_back(to_api_key(row));
     co_return keys;
@@ -200,28 +190,26 @@ asio::awaitable<bool> SecurityStore::revoke_api_key(const std::string& id,
     sql::Result result;
     if (user_id.empty()) {
         result = co_await database_->query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-            values(now, id));
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", now, id);
     } else {
         result = co_await database_->query(
             "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND user_id = $3 "
             "AND revoked_at IS NULL",
-            values(now, id, user_id));
+            now, id, user_id);
     }
     co_return result.affected_rows() == 1;
 }
 
 asio::awaitable<void> SecurityStore::touch_api_key(const std::string& id, const std::string& now) {
-    co_await database_->query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
-                              values(now, id));
+    co_await database_->query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, id);
 }
 
 asio::awaitable<void> SecurityStore::append_audit(const AuditRecord& record) {
     co_await database_->query(
         "INSERT INTO audit_log (id, occurred_at, event, user_id, email, ip, details) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        values(record.id, record.occurred_at, record.event, optional_value(record.user_id),
-               optional_value(record.email), optional_value(record.ip), record.details));
+        record.id, record.occurred_at, record.event, optional_value(record.user_id),
+        optional_value(record.email), optional_value(record.ip), record.details);
 }
 
 asio::awaitable<Page<AuditRecord>> SecurityStore::list_audit(const AuditFilter& filter,
