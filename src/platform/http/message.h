@@ -30,10 +30,17 @@ std::optional<std::string> url_decode(std::string_view encoded);
 struct RequestContext {
     std::string request_id;
     std::string traceparent;  // this hop's W3C traceparent, for logs and outgoing calls
-    std::string trace_id;
-    std::string user_id;  // set by whatever authenticated the request, for the access log
-    std::string route;    // the matched route template, "" when none matched
+    std::string user_id;      // set by whatever authenticated the request, for the access log
+    // The matched route template, "" when none matched. It points into the router, which
+    // outlives every request it routes, so naming the route costs no copy.
+    std::string_view route;
     std::chrono::steady_clock::time_point started;
+
+    // The 32 hex digits of the trace id inside traceparent ("" before the pipeline set it).
+    std::string_view trace_id() const {
+        return traceparent.size() >= 35 ? std::string_view(traceparent).substr(3, 32)
+                                        : std::string_view();
+    }
 };
 
 class Request {

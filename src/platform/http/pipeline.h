@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,11 @@
 #include "platform/http/message.h"
 #include "platform/http/router.h"
 #include "platform/json/envelope.h"
+
+namespace aether::platform::telemetry {
+class Counter;
+class Histogram;
+}  // namespace aether::platform::telemetry
 
 namespace aether::platform::http {
 
@@ -58,13 +64,20 @@ class Pipeline {
 
   private:
     struct Instruments;
+    struct Series {
+        telemetry::Counter* requests = nullptr;
+        telemetry::Histogram* duration = nullptr;
+        telemetry::Counter* errors = nullptr;  // only for statuses >= 400
+    };
     boost::asio::awaitable<Response> dispatch(Request& request);
     void finish(const Request& request, Response& response);
+    const Series& series_for(std::string_view method, std::string_view route, int status);
 
     PipelineOptions options_;
     std::shared_ptr<const Router> router_;
     std::vector<std::shared_ptr<Filter>> filters_;
     std::unique_ptr<Instruments> instruments_;
+    std::uint64_t id_;  // unique per process, so a pipeline reusing an address misses the cache
 };
 
 // True when the value may be echoed as a request id: 1-128 of [A-Za-z0-9._:-].

@@ -61,7 +61,7 @@ void add_routes(Router& router, const std::shared_ptr<Gate>& gate) {
     router.add(Method::Get, "/echo", [](Request& request) -> asio::awaitable<Response> {
         co_return Response::json(200, json_text({{"request_id", request.context.request_id},
                                                  {"traceparent", request.context.traceparent},
-                                                 {"trace_id", request.context.trace_id}}));
+                                                 {"trace_id", request.context.trace_id()}}));
     });
     router.add(Method::Post, "/upload", [](Request& request) -> asio::awaitable<Response> {
         co_return Response::json(200, json_text({{"bytes", request.body.size()}}));

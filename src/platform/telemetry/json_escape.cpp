@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace aether::platform::telemetry {
 namespace {
@@ -47,13 +48,35 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
     return 0;
 }
 
+// True when one of the eight bytes is a control character, non-ASCII, '"' or '\\' (the
+// classic "has a zero byte" bit trick applied to each condition); false means all are plain.
+bool word_needs_care(std::uint64_t word) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+    const auto has_zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighBits; };
+    const std::uint64_t below_space = (word - kOnes * 0x20) & ~word & kHighBits;
+    return ((word & kHighBits) | below_space | has_zero_byte(word ^ (kOnes * '"')) |
+            has_zero_byte(word ^ (kOnes * '\\'))) != 0;
+}
+
+std::size_t end_of_plain_run(std::string_view text, std::size_t from) {
+    std::size_t run = from;
+    while (run + 8 <= text.size()) {
+        std::uint64_t word;
+        std::memcpy(&word, text.data() + run, sizeof word);
+        if (word_needs_care(word)) break;
+        run += 8;
+    }
+    while (run < text.size() && is_plain_ascii(static_cast<unsigned char>(text[run]))) ++run;
+    return run;
+}
+
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view text) {
     std::size_t i = 0;
     while (i < text.size()) {
-        std::size_t run = i;
-        while (run < text.size() && is_plain_ascii(static_cast<unsigned char>(text[run]))) ++run;
+        const std::size_t run = end_of_plain_run(text, i);
         out.append(text.data() + i, run - i);
         i = run;
         if (i == text.size()) break;

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace aether::platform::telemetry {
 namespace {
 
@@ -49,6 +53,35 @@ TEST(JsonEscape, EscapedOmitsQuotes) {
     std::string out = "x";
     append_json_escaped(out, "\"");
     EXPECT_EQ(out, "x\\\"");
+}
+
+// Plain runs are scanned eight bytes at a time: every byte that needs care must be found at
+// every position of a word, and next to every other such byte.
+TEST(JsonEscape, SpecialBytesAreFoundAtEveryOffset) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"\"", "\\\""},
+        {"\\", "\\\\"},
+        {"\n", "\\n"},
+        {std::string(1, '\0'), "\\u0000"},
+        {"\x1f", "\\u001f"},
+        {"\xC3\xA9", "\xC3\xA9"},
+        {"\xFF", "\xEF\xBF\xBD"},
+        {"\x7f", "\x7f"},
+        {" ", " "},
+        {"!", "!"},
+        {"#", "#"},
+        {"[", "["},
+        {"]", "]"}};
+    for (const auto& [raw, escaped] : cases) {
+        for (std::size_t offset = 0; offset < 20; ++offset) {
+            const std::string text = std::string(offset, 'a') + raw + std::string(19 - offset, 'b');
+            const std::string expected =
+                std::string(offset, 'a') + escaped + std::string(19 - offset, 'b');
+            std::string out;
+            append_json_escaped(out, text);
+            EXPECT_EQ(out, expected) << "offset " << offset;
+        }
+    }
 }
 
 }  // namespace

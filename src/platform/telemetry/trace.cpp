@@ -37,9 +37,12 @@ bool all_zero(const std::array<std::uint8_t, N>& bytes) {
 
 template <std::size_t N>
 void append_hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
+    const std::size_t start = out.size();
+    out.resize(start + 2 * N);
+    char* cursor = out.data() + start;
     for (auto b : bytes) {
-        out.push_back(kHex[b >> 4]);
-        out.push_back(kHex[b & 0x0f]);
+        *cursor++ = kHex[b >> 4];
+        *cursor++ = kHex[b & 0x0f];
     }
 }
 
