@@ -1,7 +1,7 @@
 # The outbound HTTP client; included from http/CMakeLists.txt, so paths are relative to this file.
 add_library(aether_platform_http_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.cpp)
 target_link_libraries(aether_platform_http_client
-  PUBLIC aether_platform_asio OpenSSL::SSL OpenSSL::Crypto)
+  PUBLIC aether_platform_asio aether_platform_http OpenSSL::SSL OpenSSL::Crypto)
 
 aether_unit_test(platform_http_client_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/client_test.cpp

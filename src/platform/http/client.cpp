@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -37,13 +38,6 @@ namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 std::string lower(std::string_view text) {
     std::string out(text);
@@ -263,9 +257,58 @@ asio::awaitable<ExchangeOutcome> exchange(Stream& stream, beast::tcp_stream& tcp
     }
 }
 
+using StreamParser = bhttp::response_parser<bhttp::buffer_body>;
+
+struct HeadOutcome {
+    error_code ec;
+    bool sent_bytes = false;
+    bool got_bytes = false;
+};
+
+// Writes the request and reads the head of the final response into `parser`; the body is left
+// on the connection for the caller to read piece by piece.
+template <class Stream>
+asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tcp,
+                                           beast::flat_buffer& buffer,
+                                           const bhttp::request<bhttp::string_body>& request,
+                                           Clock::time_point deadline,
+                                           std::unique_ptr<StreamParser>& parser) {
+    HeadOutcome out;
+    tcp.expires_at(deadline);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, request, kUse);
+    out.sent_bytes = written > 0;
+    if (write_ec) {
+        out.ec = write_ec;
+        co_return out;
+    }
+    for (;;) {
+        parser = std::make_unique<StreamParser>();
+        parser->header_limit(kHeaderLimit);
+        parser->body_limit(boost::none);
+        if (request.method() == bhttp::verb::head) parser->skip(true);
+        tcp.expires_at(deadline);
+        auto [read_ec, read] = co_await bhttp::async_read_header(stream, buffer, *parser, kUse);
+        out.got_bytes = out.got_bytes || read > 0 || parser->got_some() || buffer.size() > 0;
+        if (read_ec) {
+            out.ec = read_ec;
+            co_return out;
+        }
+        const int status = static_cast<int>(parser->get().result_int());
+        if (status >= 100 && status < 200 && status != 101) continue;
+        co_return out;
+    }
+}
+
 }  // namespace
 
 std::string_view ClientResponse::header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+        if (iequals(key, name)) return value;
+    }
+    return {};
+}
+
+std::string_view StreamedResponse::header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
         if (iequals(key, name)) return value;
     }
@@ -512,34 +555,30 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         co_return co_await self->send_impl(std::move(request));
     }
 
-    asio::awaitable<Result> send_impl(ClientRequest request) {
-        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
-        auto deadline = Clock::now() + timeout;
-        auto url = parse_url(request.url);
-        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
-        if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
+    using Message = bhttp::request<bhttp::string_body>;
+
+    Expected<Message, ClientError> build_message(ClientRequest& request, const Url& url) const {
         if (request.method.empty() || has_line_break(request.method) ||
             request.method.find(' ') != std::string::npos) {
-            co_return unexpected(error(ClientError::ProtocolError, "invalid method"));
+            return unexpected(error(ClientError::ProtocolError, "invalid method"));
         }
-
-        bhttp::request<bhttp::string_body> message;
+        Message message;
         auto verb = bhttp::string_to_verb(request.method);
         if (verb == bhttp::verb::unknown) {
             message.method_string(request.method);
         } else {
             message.method(verb);
         }
-        message.target(url->target);
+        message.target(url.target);
         message.version(11);
         for (auto& [name, value] : request.headers) {
             if (name.empty() || has_line_break(name) || has_line_break(value)) {
-                co_return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
+                return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
             }
             message.insert(name, value);
         }
         if (message.find(bhttp::field::host) == message.end()) {
-            message.set(bhttp::field::host, url->host_header);
+            message.set(bhttp::field::host, url.host_header);
         }
         if (message.find(bhttp::field::user_agent) == message.end() &&
             !options_.user_agent.empty()) {
@@ -550,8 +589,38 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             message.find(bhttp::field::transfer_encoding) == message.end()) {
             message.prepare_payload();
         }
+        return message;
+    }
 
-        auto& pool = pools_[std::string(url->tls ? "https://" : "http://") + url->host_header];
+    HostPool& pool_for(const Url& url) {
+        return pools_[std::string(url.tls ? "https://" : "http://") + url.host_header];
+    }
+
+    // A leased slot with a connected stream: pooled, or new.
+    asio::awaitable<Expected<Lease, ClientError>> connected_lease(HostPool& pool, const Url& url,
+                                                                  Clock::time_point deadline,
+                                                                  bool fresh) {
+        auto lease = co_await acquire(pool, deadline, fresh);
+        if (!lease) co_return unexpected(std::move(lease).error());
+        if (!lease->connection()) {
+            auto connection = co_await connect(url, deadline);
+            if (!connection) co_return unexpected(std::move(connection).error());
+            lease->attach(std::move(*connection));
+        }
+        co_return std::move(*lease);
+    }
+
+    asio::awaitable<Result> send_impl(ClientRequest request) {
+        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+        auto deadline = Clock::now() + timeout;
+        auto url = parse_url(request.url);
+        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
+        auto built = build_message(request, *url);
+        if (!built) co_return unexpected(std::move(built).error());
+        Message message = std::move(*built);
+
+        auto& pool = pool_for(*url);
         bool sent_any = false;
         bool retry_allowed = is_idempotent(message.method());
         for (int attempt = 0;; ++attempt) {
@@ -606,6 +675,214 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                       std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
                           url->host_header + ": " + outcome.ec.message(),
                       sent_any));
+        }
+    }
+
+    // A response body read from the leased connection one piece at a time; the connection goes
+    // back to the pool once the body is complete and both sides keep it alive, and is closed if
+    // the body is abandoned half-way.
+    class StreamedBody final : public BodySource {
+      public:
+        StreamedBody(std::shared_ptr<Impl> impl, Lease lease, std::unique_ptr<StreamParser> parser,
+                     std::chrono::milliseconds read_timeout, bool keep_alive)
+            : impl_(std::move(impl)),
+              lease_(std::move(lease)),
+              parser_(std::move(parser)),
+              read_timeout_(read_timeout),
+              keep_alive_(keep_alive) {
+            if (parser_->is_done()) finish();
+        }
+
+        asio::awaitable<Expected<std::string_view, std::string>> next() override {
+            while (lease_) {
+                auto& connection = *lease_->connection();
+                auto& body = parser_->get().body();
+                body.data = chunk_.data();
+                body.size = chunk_.size();
+                connection.tcp().expires_after(read_timeout_);
+                error_code ec;
+                if (connection.tls) {
+                    auto [read_ec, read] = co_await bhttp::async_read_some(
+                        *connection.tls, connection.buffer, *parser_, kUse);
+                    (void)read;
+                    ec = read_ec;
+                } else {
+                    auto [read_ec, read] = co_await bhttp::async_read_some(
+                        *connection.plain, connection.buffer, *parser_, kUse);
+                    (void)read;
+                    ec = read_ec;
+                }
+                if (ec == bhttp::error::need_buffer) ec = {};
+                if (ec) {
+                    lease_.reset();
+                    std::string message = ec == beast::error::timeout
+                                              ? "upstream body read timed out"
+                                              : "reading upstream body: " + ec.message();
+                    co_return unexpected(std::move(message));
+                }
+                const std::size_t produced = chunk_.size() - parser_->get().body().size;
+                if (parser_->is_done()) finish();
+                if (produced > 0) co_return std::string_view(chunk_.data(), produced);
+            }
+            co_return std::string_view{};
+        }
+
+      private:
+        void finish() {
+            if (keep_alive_ && parser_->keep_alive()) {
+                lease_->recycle();
+            }
+            lease_.reset();
+        }
+
+        std::shared_ptr<Impl> impl_;  // the pool the lease returns to
+        std::optional<Lease> lease_;  // empty once the body is complete or failed
+        std::unique_ptr<StreamParser> parser_;
+        std::chrono::milliseconds read_timeout_;
+        bool keep_alive_;
+        std::array<char, 16 * 1024> chunk_{};
+    };
+
+    // The upstream connection after 101 Switching Protocols; never pooled again.
+    class UpstreamTunnel final : public Tunnel {
+      public:
+        UpstreamTunnel(std::shared_ptr<Impl> impl, Lease lease,
+                       std::chrono::milliseconds idle_timeout)
+            : impl_(std::move(impl)), lease_(std::move(lease)), idle_timeout_(idle_timeout) {}
+
+        std::string take_buffered() override {
+            auto& buffer = lease_.connection()->buffer;
+            std::string bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
+            buffer.consume(buffer.size());
+            return bytes;
+        }
+
+        asio::awaitable<Expected<std::size_t, std::string>> read_some(
+            std::span<char> into) override {
+            auto& connection = *lease_.connection();
+            connection.tcp().expires_after(idle_timeout_);
+            error_code ec;
+            std::size_t bytes = 0;
+            if (connection.tls) {
+                auto [read_ec, read] = co_await connection.tls->async_read_some(
+                    asio::buffer(into.data(), into.size()), kUse);
+                ec = read_ec;
+                bytes = read;
+            } else {
+                auto [read_ec, read] = co_await connection.plain->async_read_some(
+                    asio::buffer(into.data(), into.size()), kUse);
+                ec = read_ec;
+                bytes = read;
+            }
+            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+                co_return std::size_t{0};
+            }
+            if (ec) co_return unexpected(ec.message());
+            co_return bytes;
+        }
+
+        asio::awaitable<Expected<void, std::string>> write(std::string_view bytes) override {
+            auto& connection = *lease_.connection();
+            connection.tcp().expires_after(idle_timeout_);
+            error_code ec;
+            if (connection.tls) {
+                auto [write_ec, written] = co_await asio::async_write(
+                    *connection.tls, asio::buffer(bytes.data(), bytes.size()), kUse);
+                (void)written;
+                ec = write_ec;
+            } else {
+                auto [write_ec, written] = co_await asio::async_write(
+                    *connection.plain, asio::buffer(bytes.data(), bytes.size()), kUse);
+                (void)written;
+                ec = write_ec;
+            }
+            if (ec) co_return unexpected(ec.message());
+            co_return Expected<void, std::string>{};
+        }
+
+        void shutdown_send() override {
+            error_code ignored;
+            lease_.connection()->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        }
+
+      private:
+        std::shared_ptr<Impl> impl_;
+        Lease lease_;
+        std::chrono::milliseconds idle_timeout_;
+    };
+
+    using StreamedResult = Expected<StreamedResponse, ClientError>;
+
+    static asio::awaitable<StreamedResult> send_streamed(std::shared_ptr<Impl> self,
+                                                         ClientRequest request) {
+        co_return co_await self->send_streamed_impl(std::move(request));
+    }
+
+    asio::awaitable<StreamedResult> send_streamed_impl(ClientRequest request) {
+        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+        auto read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
+        auto deadline = Clock::now() + timeout;
+        auto url = parse_url(request.url);
+        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
+        auto built = build_message(request, *url);
+        if (!built) co_return unexpected(std::move(built).error());
+        Message message = std::move(*built);
+        const bool upgrade_requested = message.find(bhttp::field::upgrade) != message.end();
+
+        auto& pool = pool_for(*url);
+        bool sent_any = false;
+        const bool retry_allowed = is_idempotent(message.method());
+        for (int attempt = 0;; ++attempt) {
+            auto lease = co_await connected_lease(pool, *url, deadline, attempt > 0);
+            if (!lease) {
+                auto failure = std::move(lease).error();
+                failure.request_sent = sent_any;
+                co_return unexpected(std::move(failure));
+            }
+            auto& connection = *lease->connection();
+            std::unique_ptr<StreamParser> parser;
+            HeadOutcome outcome;
+            if (connection.tls) {
+                outcome = co_await exchange_head(*connection.tls, connection.tcp(),
+                                                 connection.buffer, message, deadline, parser);
+            } else {
+                outcome = co_await exchange_head(*connection.plain, connection.tcp(),
+                                                 connection.buffer, message, deadline, parser);
+            }
+            sent_any = sent_any || outcome.sent_bytes;
+            if (outcome.ec) {
+                if (attempt == 0 && lease->reused() && !outcome.got_bytes && retry_allowed) {
+                    continue;
+                }
+                if (outcome.ec == beast::error::timeout) {
+                    co_return unexpected(error(ClientError::Timeout,
+                                               "request to " + url->host_header + " timed out",
+                                               sent_any));
+                }
+                co_return unexpected(
+                    error(ClientError::ProtocolError,
+                          std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
+                              url->host_header + ": " + outcome.ec.message(),
+                          sent_any));
+            }
+            StreamedResponse response;
+            const auto& head = parser->get();
+            response.status = static_cast<int>(head.result_int());
+            response.headers.reserve(12);
+            for (const auto& field : head.base()) {
+                response.headers.emplace_back(std::string(field.name_string()),
+                                              std::string(field.value()));
+            }
+            if (response.status == 101 && upgrade_requested) {
+                response.upgraded = std::make_shared<UpstreamTunnel>(
+                    shared_from_this(), std::move(*lease), read_timeout);
+                co_return std::move(response);
+            }
+            const bool keep_alive = message.keep_alive() && response.status != 101;
+            response.body = std::make_shared<StreamedBody>(
+                shared_from_this(), std::move(*lease), std::move(parser), read_timeout, keep_alive);
+            co_return std::move(response);
         }
     }
 
@@ -694,6 +971,11 @@ HttpClient::~HttpClient() {
 
 asio::awaitable<Expected<ClientResponse, ClientError>> HttpClient::send(ClientRequest request) {
     return Impl::send(impl_, std::move(request));
+}
+
+asio::awaitable<Expected<StreamedResponse, ClientError>> HttpClient::send_streamed(
+    ClientRequest request) {
+    return Impl::send_streamed(impl_, std::move(request));
 }
 
 void HttpClient::close_idle() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "platform/expected.h"
+#include "platform/http/message.h"
 
 namespace aether::platform::http {
 
@@ -24,7 +25,11 @@ struct ClientRequest {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     // Bounds the whole call (pool wait, connect, write, read); 0 = ClientOptions::request_timeout.
+    // For send_streamed it bounds everything up to the response head.
     std::chrono::milliseconds timeout{0};
+    // send_streamed only: the longest wait for each piece of the body (or each read of an
+    // upgraded connection); 0 = `timeout`.
+    std::chrono::milliseconds read_timeout{0};
 };
 
 struct ClientResponse {
@@ -33,6 +38,21 @@ struct ClientResponse {
     std::string body;
 
     // The first header with this name (case-insensitive); empty when absent.
+    std::string_view header(std::string_view name) const;
+};
+
+// A response whose body is read while the caller forwards it (a proxy): memory stays bounded
+// whatever the body's size, and Server-Sent Events arrive as they are sent.
+struct StreamedResponse {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    // Never null except after an upgrade; reading it to the end returns the connection to the
+    // pool, dropping it part-way closes the connection.
+    std::shared_ptr<BodySource> body;
+    // After 101 Switching Protocols (when the request asked for an upgrade): the upstream
+    // connection itself, for relaying bytes both ways.
+    std::shared_ptr<Tunnel> upgraded;
+
     std::string_view header(std::string_view name) const;
 };
 
@@ -92,6 +112,10 @@ class HttpClient {
     // A pooled connection that fails before any response byte is retried once on a fresh
     // connection when the method is idempotent.
     boost::asio::awaitable<Expected<ClientResponse, ClientError>> send(ClientRequest request);
+    // The same exchange, returning as soon as the response head has arrived. Retries like
+    // send(); a failure while reading the body is reported by the body source.
+    boost::asio::awaitable<Expected<StreamedResponse, ClientError>> send_streamed(
+        ClientRequest request);
 
     // Closes every pooled idle connection now (e.g. after an upstream's address changed).
     void close_idle();

@@ -1,13 +1,19 @@
 // The request and response types every handler sees; free of Beast so services compile fast.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "platform/expected.h"
 
 namespace aether::platform::http {
 
@@ -65,12 +71,46 @@ class Request {
     std::string_view param(std::string_view name) const;
 };
 
+// A body produced while it is being sent (a proxied upstream body, a stream of events). The
+// server asks for the next piece only once the previous one is written, so memory stays bounded
+// however long the body is.
+class BodySource {
+  public:
+    virtual ~BodySource() = default;
+    // The next bytes, valid until the next call; empty when the body is complete. An error ends
+    // the response early: the connection is closed and the client sees a truncated body.
+    virtual boost::asio::awaitable<Expected<std::string_view, std::string>> next() = 0;
+};
+
+// The client connection after a 101 Switching Protocols answer (WebSocket and other upgrades).
+class Tunnel {
+  public:
+    virtual ~Tunnel() = default;
+    // Bytes the client sent after its request head that the server had already read.
+    virtual std::string take_buffered() = 0;
+    // Some bytes; 0 when the client closed its side. Fails after the tunnel idle timeout.
+    virtual boost::asio::awaitable<Expected<std::size_t, std::string>> read_some(
+        std::span<char> into) = 0;
+    virtual boost::asio::awaitable<Expected<void, std::string>> write(std::string_view bytes) = 0;
+    // Half-closes towards the client (it reads end of stream).
+    virtual void shutdown_send() = 0;
+};
+
 struct Response {
     int status = 200;
     HeaderList headers;
     std::string body;
     std::string content_type = "application/json";
     bool close_connection = false;
+    // The headers are sent exactly as listed, with no Content-Type or Content-Length added (a
+    // proxy forwarding an upstream's answer). Without a Content-Length header a body_source is
+    // sent chunked (HTTP/1.1) or until the connection closes (HTTP/1.0).
+    bool verbatim_headers = false;
+    // When set, the body comes from here instead of `body`.
+    std::shared_ptr<BodySource> body_source;
+    // With status 101: runs once the answer is written, with the raw connection, which is
+    // closed when it returns.
+    std::function<boost::asio::awaitable<void>(Tunnel&)> on_upgrade;
 
     static Response json(int status, std::string body);
     static Response text(int status, std::string body, std::string content_type = "text/plain");

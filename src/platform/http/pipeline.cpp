@@ -156,8 +156,12 @@ Response Pipeline::protocol_error(int status, std::string_view message) const {
     return response;
 }
 
-boost::asio::awaitable<Response> Pipeline::dispatch(Request& request) {
-    auto match = router_->match(request.method, request.path());
+bool is_process_endpoint(std::string_view path) {
+    return path == "/health" || path == "/ready" || path == "/metrics" || path == "/openapi.json";
+}
+
+boost::asio::awaitable<Response> dispatch_route(const Router& router, Request& request) {
+    auto match = router.match(request.method, request.path());
     request.context.route = match.route_template;
     const auto& request_id = request.context.request_id;
     if (match.outcome == RouteMatch::Outcome::NotFound) {
@@ -168,6 +172,22 @@ boost::asio::awaitable<Response> Pipeline::dispatch(Request& request) {
                                            "method not allowed on this path", request_id);
         response.set_header("Allow", allow_header(match.allowed));
         co_return response;
+    }
+    request.path_params = std::move(match.params);
+    co_return co_await (*match.handler)(request);
+}
+
+void Pipeline::set_edge(Edge edge) {
+    edge_ = std::move(edge);
+}
+
+boost::asio::awaitable<Response> Pipeline::dispatch(Request& request) {
+    if (edge_ && !is_process_endpoint(request.path())) co_return co_await edge_(request);
+    if (filters_.empty()) co_return co_await dispatch_route(*router_, request);
+    auto match = router_->match(request.method, request.path());
+    request.context.route = match.route_template;
+    if (match.outcome != RouteMatch::Outcome::Found) {
+        co_return co_await dispatch_route(*router_, request);
     }
     request.path_params = std::move(match.params);
     for (const auto& filter : filters_) {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,12 +53,24 @@ Response error_response(json::ErrorCode code, std::string_view message, std::str
                         const std::vector<json::FieldError>& details = {},
                         std::optional<int> retry_after_seconds = std::nullopt);
 
+// Runs the handler of the route matching the request; 404 or 405 (with Allow) in the error
+// envelope otherwise. Sets request.context.route and the path parameters.
+boost::asio::awaitable<Response> dispatch_route(const Router& router, Request& request);
+
+// True for the endpoints every process serves itself: /health, /ready, /metrics, /openapi.json.
+bool is_process_endpoint(std::string_view path);
+
 class Pipeline {
   public:
+    using Edge = std::function<boost::asio::awaitable<Response>(Request&)>;
+
     Pipeline(PipelineOptions options, std::shared_ptr<const Router> router);
     ~Pipeline();
 
     void add_filter(std::shared_ptr<Filter> filter);
+    // Every request but the process endpoints goes to `edge` (the gateway) instead of the
+    // router; the edge sets request.context.route itself.
+    void set_edge(Edge edge);
     boost::asio::awaitable<Response> handle(Request& request);
     // For errors the server detects before a request is complete (413, 431, 400, 408).
     Response protocol_error(int status, std::string_view message) const;
@@ -76,6 +89,7 @@ class Pipeline {
     PipelineOptions options_;
     std::shared_ptr<const Router> router_;
     std::vector<std::shared_ptr<Filter>> filters_;
+    Edge edge_;
     std::unique_ptr<Instruments> instruments_;
     std::uint64_t id_;  // unique per process, so a pipeline reusing an address misses the cache
 };

@@ -19,6 +19,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cstdio>
 #include <list>
 #include <mutex>
 
@@ -37,6 +38,10 @@ struct Connection {
     beast::tcp_stream* stream = nullptr;
     bool idle = true;
 };
+
+// How the end of a body_source is marked: by the Content-Length the handler gave, by chunked
+// encoding, or (HTTP/1.0) by closing the connection.
+enum class BodyFraming { Fixed, Chunked, UntilClose };
 
 }  // namespace
 
@@ -63,6 +68,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     asio::awaitable<void> session(tcp::socket socket);
     asio::awaitable<bool> write(beast::tcp_stream& stream, Response response, bool keep_alive,
                                 bool head_request = false, bool http10 = false);
+    asio::awaitable<bool> write_body(beast::tcp_stream& stream, BodySource& source,
+                                     BodyFraming framing);
 };
 
 namespace {
@@ -92,18 +99,69 @@ bool has_line_break(std::string_view text) {
     return text.find_first_of("\r\n") != std::string_view::npos;
 }
 
+BodyFraming framing_of(const Response& response, bool http10) {
+    if (!response.body_source || !find_header(response.headers, "Content-Length").empty()) {
+        return BodyFraming::Fixed;
+    }
+    return http10 ? BodyFraming::UntilClose : BodyFraming::Chunked;
+}
+
+// The client connection handed to an upgrade handler.
+class StreamTunnel final : public Tunnel {
+  public:
+    StreamTunnel(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                 std::chrono::milliseconds idle_timeout)
+        : stream_(stream), buffer_(buffer), idle_timeout_(idle_timeout) {}
+
+    std::string take_buffered() override {
+        std::string bytes(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        buffer_.consume(buffer_.size());
+        return bytes;
+    }
+
+    asio::awaitable<Expected<std::size_t, std::string>> read_some(std::span<char> into) override {
+        stream_.expires_after(idle_timeout_);
+        auto [ec, bytes] =
+            co_await stream_.async_read_some(asio::buffer(into.data(), into.size()), kNoThrow);
+        if (ec == asio::error::eof) co_return std::size_t{0};
+        if (ec) co_return unexpected(ec.message());
+        co_return bytes;
+    }
+
+    asio::awaitable<Expected<void, std::string>> write(std::string_view bytes) override {
+        stream_.expires_after(idle_timeout_);
+        auto [ec, written] =
+            co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), kNoThrow);
+        (void)written;
+        if (ec) co_return unexpected(ec.message());
+        co_return Expected<void, std::string>{};
+    }
+
+    void shutdown_send() override {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
+  private:
+    beast::tcp_stream& stream_;
+    beast::flat_buffer& buffer_;
+    std::chrono::milliseconds idle_timeout_;
+};
+
 // The status line and headers of a response, in one buffer: cheaper than Beast's serializer on
 // this hot path, and our responses need nothing it adds (no chunking, no trailers).
-std::string response_head(const Response& response, bool close, bool http10) {
+std::string response_head(const Response& response, BodyFraming framing, bool close, bool http10) {
     std::string head;
     head.reserve(160 + response.headers.size() * 48);
     head.append("HTTP/1.1 ");
     head.append(std::to_string(response.status));
     head.push_back(' ');
     head.append(bhttp::obsolete_reason(static_cast<bhttp::status>(response.status)));
-    head.append("\r\nServer: aether\r\n");
+    head.append("\r\n");
+    if (!response.verbatim_headers) head.append("Server: aether\r\n");
+    if (framing == BodyFraming::Chunked) head.append("Transfer-Encoding: chunked\r\n");
     bool bodiless = response.status == 204 || response.status == 304 || response.status < 200;
-    if (!bodiless) {
+    if (!bodiless && !response.verbatim_headers) {
         head.append("Content-Type: ");
         head.append(response.content_type);
         head.append("\r\nContent-Length: ");
@@ -118,7 +176,9 @@ std::string response_head(const Response& response, bool close, bool http10) {
         head.append(value);
         head.append("\r\n");
     }
-    if (close) {
+    if (response.status == 101) {
+        // The upgrade's own Connection/Upgrade headers are in the list.
+    } else if (close) {
         head.append("Connection: close\r\n");
     } else if (http10) {
         head.append("Connection: keep-alive\r\n");
@@ -131,15 +191,51 @@ std::string response_head(const Response& response, bool close, bool http10) {
 
 asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response response,
                                            bool keep_alive, bool head_request, bool http10) {
-    bool close = !keep_alive || response.close_connection || draining.load();
-    std::string head = response_head(response, close, http10);
+    const BodyFraming framing = head_request ? BodyFraming::Fixed : framing_of(response, http10);
+    bool close = !keep_alive || response.close_connection || draining.load() ||
+                 framing == BodyFraming::UntilClose;
+    std::string head = response_head(response, framing, close, http10);
     // A HEAD answer carries the GET answer's Content-Length but no body.
+    const bool inline_body = !head_request && !response.body_source;
     std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(head), head_request ? asio::const_buffer{} : asio::buffer(response.body)};
+        asio::buffer(head), inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
     stream.expires_after(options.write_timeout);
     auto [ec, bytes] = co_await asio::async_write(stream, buffers, kNoThrow);
     (void)bytes;
-    co_return !ec && !close;
+    if (ec) co_return false;
+    if (response.body_source && !head_request) {
+        if (!co_await write_body(stream, *response.body_source, framing)) co_return false;
+    }
+    co_return !close;
+}
+
+asio::awaitable<bool> Server::State::write_body(beast::tcp_stream& stream, BodySource& source,
+                                                BodyFraming framing) {
+    char size_line[24];
+    for (;;) {
+        auto piece = co_await source.next();
+        if (!piece) co_return false;
+        if (piece->empty()) break;
+        std::array<asio::const_buffer, 3> buffers{
+            asio::const_buffer{}, asio::buffer(piece->data(), piece->size()), asio::const_buffer{}};
+        if (framing == BodyFraming::Chunked) {
+            const int length = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece->size());
+            buffers[0] = asio::buffer(size_line, static_cast<std::size_t>(length));
+            buffers[2] = asio::buffer("\r\n", 2);
+        }
+        stream.expires_after(options.write_timeout);
+        auto [ec, written] = co_await asio::async_write(stream, buffers, kNoThrow);
+        (void)written;
+        if (ec) co_return false;
+    }
+    if (framing == BodyFraming::Chunked) {
+        stream.expires_after(options.write_timeout);
+        auto [ec, written] =
+            co_await asio::async_write(stream, asio::buffer("0\r\n\r\n", 5), kNoThrow);
+        (void)written;
+        if (ec) co_return false;
+    }
+    co_return true;
 }
 
 asio::awaitable<void> Server::State::session(tcp::socket socket) {
@@ -239,6 +335,14 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
                 // The pipeline answers every failure itself; this only guards the connection.
                 response = protocol_error(500, "internal error");
             }
+        }
+        if (response.status == 101 && response.on_upgrade) {
+            auto on_upgrade = std::move(response.on_upgrade);
+            if (!co_await write(stream, std::move(response), true, false, http10)) break;
+            StreamTunnel tunnel(stream, buffer, options.tunnel_idle_timeout);
+            InFlight in_flight_guard(in_flight);
+            co_await on_upgrade(tunnel);
+            break;
         }
         bool again = co_await write(stream, std::move(response), keep_alive, head_request, http10);
         if (!again) break;

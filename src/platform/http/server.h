@@ -22,7 +22,9 @@ struct ServerOptions {
     std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
     std::chrono::milliseconds body_timeout{30'000};    // end of headers to end of body
     std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
-    std::chrono::milliseconds write_timeout{30'000};
+    std::chrono::milliseconds write_timeout{30'000};   // each write, including body pieces
+    // An upgraded connection (WebSocket) with no byte either way for this long is closed.
+    std::chrono::milliseconds tunnel_idle_timeout{600'000};
     // Each connection on its own strand; needless (and ~10% slower) when one thread runs the
     // io_context.
     bool strand_per_connection = true;

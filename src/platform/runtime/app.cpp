@@ -129,6 +129,18 @@ class AppContext final : public ModuleContext {
 
     void add_readiness_check(ReadinessCheck check) override { checks_.push_back(std::move(check)); }
 
+    const std::vector<std::string>& module_names() const override { return module_names_; }
+    std::size_t io_threads() const override { return io_threads_; }
+    void set_edge(Edge edge) override { edge_ = std::move(edge); }
+    asio::awaitable<http::Response> dispatch_local(http::Request& request) override {
+        co_return co_await http::dispatch_route(router_, request);
+    }
+    const Edge& edge() const { return edge_; }
+    void set_process(std::vector<std::string> module_names, std::size_t io_threads) {
+        module_names_ = std::move(module_names);
+        io_threads_ = io_threads;
+    }
+
     void add_background_task(std::string name,
                              std::function<asio::awaitable<void>()> task) override {
         tasks_.emplace_back(std::move(name), std::move(task));
@@ -145,6 +157,9 @@ class AppContext final : public ModuleContext {
 
   private:
     std::shared_ptr<const config::Config> config_;
+    std::vector<std::string> module_names_;
+    std::size_t io_threads_ = 1;
+    Edge edge_;
     asio::io_context& io_;
     BlockingPool& pool_;
     BlockingPool& hashing_pool_;
@@ -535,6 +550,9 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
     state->context =
         std::make_unique<AppContext>(state->config, *state->io, *state->pool, *state->hashing_pool,
                                      options.data_dir, *state->router, jwt);
+    std::vector<std::string> module_names;
+    for (const auto& module : state->modules.list) module_names.emplace_back(module->name());
+    state->context->set_process(std::move(module_names), state->io_threads);
     return std::unique_ptr<Runtime>(new Runtime(std::move(state)));
 }
 
@@ -588,6 +606,7 @@ int Runtime::serve() {
     pipeline_options.cors.allowed_origins = config.get_list("http.cors.allowed_origins");
     pipeline_options.cors.allow_credentials = config.get_bool("http.cors.allow_credentials");
     auto pipeline = std::make_shared<http::Pipeline>(pipeline_options, state.router);
+    if (context.edge()) pipeline->set_edge(context.edge());
 
     http::ServerOptions server_options;
     server_options.max_body_bytes = static_cast<std::size_t>(config.get_int("http.max_body_bytes"));

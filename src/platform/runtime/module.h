@@ -19,6 +19,8 @@ class Schema;
 namespace http {
 class Router;
 class Filter;
+class Request;
+struct Response;
 }  // namespace http
 namespace auth {
 class JwtCodec;
@@ -60,6 +62,18 @@ class ModuleContext {
     // promptly when its coroutine is cancelled.
     virtual void add_background_task(std::string name,
                                      std::function<boost::asio::awaitable<void>()> task) = 0;
+
+    // The modules this process runs (the resolved target), in start order.
+    virtual const std::vector<std::string>& module_names() const = 0;
+    virtual std::size_t io_threads() const = 0;
+
+    using Edge = std::function<boost::asio::awaitable<http::Response>(http::Request&)>;
+    // Makes `edge` (the gateway) the entrance: every request except the process's own endpoints
+    // (/health, /ready, /metrics, /openapi.json) goes to it instead of the router.
+    virtual void set_edge(Edge edge) = 0;
+    // Routes a request to the modules of this process, as if the edge were not there: the
+    // gateway's in-process dispatch. No route gives 404, a wrong method 405 with Allow.
+    virtual boost::asio::awaitable<http::Response> dispatch_local(http::Request& request) = 0;
 };
 
 class Module {
