@@ -1,12 +1,15 @@
 // Registers the modules compiled into this binary.
 #include "services/register.h"
 
+#include "services/gateway/module.h"
 #include "services/security/module.h"
 
 namespace aether::services {
 
 void register_all() {
-    platform::runtime::ModuleRegistry::instance().add("security", security::make_module);
+    auto& registry = platform::runtime::ModuleRegistry::instance();
+    registry.add("gateway", gateway::make_module);
+    registry.add("security", security::make_module);
 }
 
 boost::asio::awaitable<int> create_user_command(platform::runtime::ModuleContext& context,

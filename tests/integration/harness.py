@@ -140,14 +140,19 @@ class Database:
         return [["" if v is None else str(v) for v in row] for row in rows]
 
 
-class Server:
-    """One `aether serve --target=security` process."""
+# The security suite runs per target (the default) and all-in-one behind the gateway's edge
+# (AETHER_TEST_TARGET=all): the same behaviour is expected from both.
+DEFAULT_TARGET = os.environ.get("AETHER_TEST_TARGET", "security")
 
-    def __init__(self, workdir, data_dir, env, target="security", args=()):
+
+class Server:
+    """One `aether serve` process (--target=security unless told otherwise)."""
+
+    def __init__(self, workdir, data_dir, env, target=None, args=()):
         self.workdir = Path(workdir)
         self.data_dir = Path(data_dir)
         self.env = env
-        self.target = target
+        self.target = target or DEFAULT_TARGET
         self.args = list(args)
         self.process = None
         self.port = None

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,9 +47,12 @@ struct ClientResponse {
 struct StreamedResponse {
     int status = 0;
     std::vector<std::pair<std::string, std::string>> headers;
-    // Never null except after an upgrade; reading it to the end returns the connection to the
-    // pool, dropping it part-way closes the connection.
+    // Never null except after an upgrade or with complete_body; reading it to the end returns
+    // the connection to the pool, dropping it part-way closes the connection.
     std::shared_ptr<BodySource> body;
+    // A small body that arrived together with the head (most API answers): given whole, and the
+    // connection is already back in the pool.
+    std::optional<std::string> complete_body;
     // After 101 Switching Protocols (when the request asked for an upgrade): the upstream
     // connection itself, for relaying bytes both ways.
     std::shared_ptr<Tunnel> upgraded;

@@ -40,6 +40,9 @@ struct RequestContext {
     // The matched route template, "" when none matched. It points into the router, which
     // outlives every request it routes, so naming the route costs no copy.
     std::string_view route;
+    // Keeps alive whatever `route` points into when that is not the router (the gateway's
+    // reloadable configuration).
+    std::shared_ptr<const void> route_owner;
     std::chrono::steady_clock::time_point started;
 
     // The 32 hex digits of the trace id inside traceparent ("" before the pipeline set it).

@@ -99,6 +99,10 @@ bool has_line_break(std::string_view text) {
     return text.find_first_of("\r\n") != std::string_view::npos;
 }
 
+bool is_bodiless(int status) {
+    return status == 204 || status == 304 || status < 200;
+}
+
 BodyFraming framing_of(const Response& response, bool http10) {
     if (!response.body_source || !find_header(response.headers, "Content-Length").empty()) {
         return BodyFraming::Fixed;
@@ -160,13 +164,16 @@ std::string response_head(const Response& response, BodyFraming framing, bool cl
     head.append("\r\n");
     if (!response.verbatim_headers) head.append("Server: aether\r\n");
     if (framing == BodyFraming::Chunked) head.append("Transfer-Encoding: chunked\r\n");
-    bool bodiless = response.status == 204 || response.status == 304 || response.status < 200;
-    if (!bodiless && !response.verbatim_headers) {
+    if (!is_bodiless(response.status) && !response.verbatim_headers) {
         head.append("Content-Type: ");
         head.append(response.content_type);
-        head.append("\r\nContent-Length: ");
-        head.append(std::to_string(response.body.size()));
         head.append("\r\n");
+        // A body_source is framed by chunks, by the handler's own Content-Length, or by closing.
+        if (!response.body_source) {
+            head.append("Content-Length: ");
+            head.append(std::to_string(response.body.size()));
+            head.append("\r\n");
+        }
     }
     for (const auto& [name, value] : response.headers) {
         // Header text is ours, but a line break would split the response: never send one.
@@ -191,7 +198,10 @@ std::string response_head(const Response& response, BodyFraming framing, bool cl
 
 asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response response,
                                            bool keep_alive, bool head_request, bool http10) {
-    const BodyFraming framing = head_request ? BodyFraming::Fixed : framing_of(response, http10);
+    // HEAD answers and 1xx/204/304 have no body, even when a proxied one comes with an (empty)
+    // body_source: a chunked terminator there would corrupt the connection's next response.
+    const bool no_body = head_request || is_bodiless(response.status);
+    const BodyFraming framing = no_body ? BodyFraming::Fixed : framing_of(response, http10);
     bool close = !keep_alive || response.close_connection || draining.load() ||
                  framing == BodyFraming::UntilClose;
     std::string head = response_head(response, framing, close, http10);
@@ -203,7 +213,7 @@ asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response r
     auto [ec, bytes] = co_await asio::async_write(stream, buffers, kNoThrow);
     (void)bytes;
     if (ec) co_return false;
-    if (response.body_source && !head_request) {
+    if (response.body_source && !no_body) {
         if (!co_await write_body(stream, *response.body_source, framing)) co_return false;
     }
     co_return !close;

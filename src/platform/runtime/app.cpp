@@ -129,15 +129,18 @@ class AppContext final : public ModuleContext {
 
     void add_readiness_check(ReadinessCheck check) override { checks_.push_back(std::move(check)); }
 
-    const std::vector<std::string>& module_names() const override { return module_names_; }
+    const std::vector<std::pair<std::string, std::string>>& modules() const override {
+        return modules_;
+    }
     std::size_t io_threads() const override { return io_threads_; }
     void set_edge(Edge edge) override { edge_ = std::move(edge); }
     asio::awaitable<http::Response> dispatch_local(http::Request& request) override {
         co_return co_await http::dispatch_route(router_, request);
     }
     const Edge& edge() const { return edge_; }
-    void set_process(std::vector<std::string> module_names, std::size_t io_threads) {
-        module_names_ = std::move(module_names);
+    void set_process(std::vector<std::pair<std::string, std::string>> modules,
+                     std::size_t io_threads) {
+        modules_ = std::move(modules);
         io_threads_ = io_threads;
     }
 
@@ -157,7 +160,7 @@ class AppContext final : public ModuleContext {
 
   private:
     std::shared_ptr<const config::Config> config_;
-    std::vector<std::string> module_names_;
+    std::vector<std::pair<std::string, std::string>> modules_;
     std::size_t io_threads_ = 1;
     Edge edge_;
     asio::io_context& io_;
@@ -385,6 +388,11 @@ Expected<std::shared_ptr<const config::Config>, std::vector<std::string>> load_c
     auto secret = resolve_jwt_secret(*loaded->first, options);
     if (!secret) problems.push_back(secret.error());
     if (auto problem = check_key_combinations(*loaded->first)) problems.push_back(*problem);
+    for (const auto& module : loaded->second.list) {
+        for (auto& problem : module->check_config(*loaded->first)) {
+            problems.push_back(std::move(problem));
+        }
+    }
     if (!problems.empty()) return unexpected(std::move(problems));
     return loaded->first;
 }
@@ -550,9 +558,11 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
     state->context =
         std::make_unique<AppContext>(state->config, *state->io, *state->pool, *state->hashing_pool,
                                      options.data_dir, *state->router, jwt);
-    std::vector<std::string> module_names;
-    for (const auto& module : state->modules.list) module_names.emplace_back(module->name());
-    state->context->set_process(std::move(module_names), state->io_threads);
+    std::vector<std::pair<std::string, std::string>> module_list;
+    for (const auto& module : state->modules.list) {
+        module_list.emplace_back(module->name(), module->base_path());
+    }
+    state->context->set_process(std::move(module_list), state->io_threads);
     return std::unique_ptr<Runtime>(new Runtime(std::move(state)));
 }
 

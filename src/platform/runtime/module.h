@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace aether::platform {
@@ -63,8 +64,8 @@ class ModuleContext {
     virtual void add_background_task(std::string name,
                                      std::function<boost::asio::awaitable<void>()> task) = 0;
 
-    // The modules this process runs (the resolved target), in start order.
-    virtual const std::vector<std::string>& module_names() const = 0;
+    // The modules this process runs (the resolved target) as (name, base path), in start order.
+    virtual const std::vector<std::pair<std::string, std::string>>& modules() const = 0;
     virtual std::size_t io_threads() const = 0;
 
     using Edge = std::function<boost::asio::awaitable<http::Response>(http::Request&)>;
@@ -84,6 +85,11 @@ class Module {
     virtual std::string_view base_path() const = 0;
     // Declares the module's keys (`services.<name>.…`) before the configuration is loaded.
     virtual void declare_config(config::Schema& /*schema*/) const {}
+    // Checks what the schema cannot (files the configuration names); one message per problem.
+    // `aether config check` reports them; start() refuses the same problems.
+    virtual std::vector<std::string> check_config(const config::Config& /*config*/) const {
+        return {};
+    }
     // Brings the module's database schema up to date; run before start() and by `aether migrate`.
     virtual boost::asio::awaitable<void> migrate(ModuleContext& /*context*/) { co_return; }
     // Registers routes, checks, background tasks. Throws to refuse to start.

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# The gateway against nginx as a plain reverse proxy, as issue #3 measures it:
+#   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
+#      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
+#      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0;
+#   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
+#      there is no gateway) runs near half its peak, against the upstream directly and through
+#      each proxy; added = p99(proxy) - p99(direct);
+#   3. RSS of the gateway (and of nginx's worker) idle and with 1 000 open keep-alive connections.
+# Usage: bench/gateway/compare.sh [seconds-per-scenario]   (run `make build` first)
+# ACCESS_LOG=1 makes both proxies write one access line per request (to /dev/null); the default
+# compares both without one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-8}
+aether=${AETHER_BIN:-build/release/aether}  # as tests/integration: AETHER_BIN overrides
+here=bench/gateway
+nginx=/usr/sbin/nginx
+python=/usr/bin/python3  # Debian's, with python3-jwt
+held=1000
+
+[[ -x $aether ]] || { echo "build first: make build (no $aether)" >&2; exit 2; }
+[[ -x $nginx ]] || { echo "nginx missing: scripts/bootstrap (package nginx-light)" >&2; exit 2; }
+for tool in wrk taskset curl; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: scripts/bootstrap" >&2; exit 2; }
+done
+$python -c 'import jwt' 2>/dev/null || { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
+(( $(nproc) >= 2 )) || { echo "needs 2 cores (wrk on core 0, the proxy on core 1)" >&2; exit 2; }
+
+work=$(mktemp -d)
+chmod 755 "$work"  # nginx's workers run as nobody when started by root
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+export AETHER_AUTH_JWT_SECRET=bench-gateway-secret-bench-gateway-secret-0123456789
+access_log=off
+[[ ${ACCESS_LOG:-0} == 1 ]] && access_log=/dev/null
+
+free_port() {
+  $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+render() {  # template output KEY=VALUE...
+  local template=$1 output=$2 args=()
+  shift 2
+  for pair in "$@"; do args+=(-e "s|@${pair%%=*}@|${pair#*=}|g"); done
+  sed "${args[@]}" "$template" >"$output"
+  if grep -q '@[A-Z_]*@' "$output"; then
+    echo "unreplaced placeholder in $output" >&2
+    return 1
+  fi
+}
+
+wait_http() {  # port pid log: until anything answers HTTP on the port
+  for _ in $(seq 1 200); do
+    kill -0 "$2" 2>/dev/null || { echo "process $2 exited; its log:" >&2; cat "$3" >&2; return 1; }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$1/" || true) != 000 ]] && return 0
+    sleep 0.05
+  done
+  echo "nothing answers on port $1 after 10 s; log:" >&2
+  cat "$3" >&2
+  return 1
+}
+
+expect_ok() {  # url [curl args]: the fixed answer of the upstream, or fail loudly
+  local url=$1 body
+  shift
+  body=$(curl -s --max-time 5 "$@" "$url" || true)
+  [[ $body == '{"status":"ok"}' ]] || { echo "$url answered '$body', not the upstream's JSON" >&2; return 1; }
+}
+
+rss_kib() {  # pid
+  awk '/^VmRSS:/{print $2}' "/proc/$1/status"
+}
+
+# One wrk run; appends "label rps p50_us p99_us non2xx errors" to $work/results.
+run_wrk() {  # label, wrk args...
+  local label=$1
+  shift
+  taskset -c 0 wrk --latency "$@" >"$work/wrk-$label.out" 2>&1 || true
+  awk -v label="$label" '
+    function us(v) {
+      if (v ~ /us$/) return v + 0
+      if (v ~ /ms$/) return v * 1000
+      if (v ~ /m$/) return v * 60e6
+      if (v ~ /s$/) return v * 1e6
+      return -1
+    }
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = us($2) }
+    /^ +99%/ { p99 = us($2) }
+    /Non-2xx/ { bad = $NF }
+    /Socket errors/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+    END {
+      if (rps == "") { print "wrk produced no figures for " label > "/dev/stderr"; exit 1 }
+      printf "%s %.0f %.0f %.0f %d %d\n", label, rps, p50, p99, bad, errors
+    }' "$work/wrk-$label.out" >>"$work/results" || { cat "$work/wrk-$label.out" >&2; return 1; }
+}
+
+field() {  # label column(2=rps 3=p50 4=p99): from $work/results, empty when absent
+  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/results"
+}
+
+print_rows() {  # labels...: rps, p50, p99 and the ratio to nginx's rps
+  local nginx_rps
+  nginx_rps=$(field nginx 2)
+  printf '%-22s %10s %9s %9s %8s %7s %9s\n' target req/s p50_us p99_us non2xx errors vs-nginx
+  for label in "$@"; do
+    awk -v l="$label" -v n="$nginx_rps" '$1 == l {
+      printf "%-22s %10d %9d %9d %8d %7d %8.2fx\n", $1, $2, $3, $4, $5, $6, (n > 0 ? $2 / n : 0) }' \
+      "$work/results"
+  done
+}
+
+: >"$work/results"
+echo "== setup: load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews everything) =="
+
+# nginx's temp paths inside the run dir, for the modules this build has (nginx-light lacks some).
+{
+  echo "client_body_temp_path $work/client_body;"
+  for module in proxy fastcgi scgi uwsgi; do
+    $nginx -V 2>&1 | grep -q -- "--http-$module-temp-path" && echo "${module}_temp_path $work/$module;"
+  done
+} >"$work/temp-paths.conf"
+
+upstream_port=$(free_port)
+render "$here/nginx-upstream.conf.in" "$work/upstream.conf" PORT="$upstream_port" RUN_DIR="$work"
+taskset -c 0 $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
+  >"$work/upstream.out" 2>&1 &
+pids+=($!)
+wait_http "$upstream_port" "${pids[-1]}" "$work/upstream.out"
+expect_ok "http://127.0.0.1:$upstream_port/"
+
+proxy_port=$(free_port)
+render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" UPSTREAM_PORT="$upstream_port" \
+  RUN_DIR="$work" ACCESS_LOG="$access_log"
+taskset -c 1 $nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf" >"$work/proxy.out" 2>&1 &
+proxy_pid=$!
+pids+=("$proxy_pid")
+wait_http "$proxy_port" "$proxy_pid" "$work/proxy.out"
+expect_ok "http://127.0.0.1:$proxy_port/"
+
+# The gateway runs only once `serve --list-targets` lists it as built.
+gateway=0
+if "$aether" serve --list-targets | grep -P '^gateway\t' | grep -vq 'not built yet'; then
+  gateway=1
+else
+  echo "SKIP gateway: '$aether serve --list-targets' does not list a built gateway target yet;" \
+    "measuring the upstream and nginx only"
+fi
+
+token=$($python - <<'PY'
+import os, time, uuid
+import jwt
+now = int(time.time())
+claims = {"sub": str(uuid.uuid4()), "email": "bench@example.com", "type": "access", "iat": now,
+          "exp": now + 3600, "jti": uuid.uuid4().hex, "roles": ["user"], "permissions": []}
+print(jwt.encode(claims, os.environ["AETHER_AUTH_JWT_SECRET"], algorithm="HS256"))
+PY
+)
+auth=(-H "Authorization: Bearer $token")
+
+declare -A gateway_pid gateway_port
+start_gateway() {  # variant (plain|plugins)
+  local variant=$1 port log
+  port=$(free_port)
+  log="$work/gateway-$variant.err"
+  render "$here/gateway-$variant.yaml.in" "$work/gateway-$variant.yaml" UPSTREAM_PORT="$upstream_port"
+  # Only the AETHER_* variables meant here: unknown ones are configuration errors.
+  local log_access=false
+  [[ $access_log != off ]] && log_access=true
+  env -i PATH="$PATH" HOME="$HOME" \
+    AETHER_GATEWAY_CONFIG="$work/gateway-$variant.yaml" \
+    AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" \
+    AETHER_LOG_ACCESS=$log_access \
+    AETHER_HTTP_IO_THREADS=1 \
+    AETHER_BLOCKING_THREADS=1 \
+    taskset -c 1 "$aether" serve --target=gateway --listen "127.0.0.1:$port" --data-dir "$work/data-$variant" \
+    >/dev/null 2>"$log" &
+  pids+=($!)
+  gateway_pid[$variant]=$!
+  gateway_port[$variant]=$port
+  wait_http "$port" "$!" "$log"
+}
+
+if ((gateway)); then
+  start_gateway plain
+  expect_ok "http://127.0.0.1:${gateway_port[plain]}/"
+  start_gateway plugins
+  expect_ok "http://127.0.0.1:${gateway_port[plugins]}/" "${auth[@]}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${gateway_port[plugins]}/")
+  [[ $code == 401 ]] || { echo "the jwt variant answered $code without a token, not 401" >&2; exit 1; }
+fi
+
+echo
+echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core 0 =="
+run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
+run_wrk nginx -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
+peak_labels=(direct nginx)
+if ((gateway)); then
+  run_wrk gateway -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
+  run_wrk gateway+jwt+ratelimit -t1 -c50 -d"${secs}s" "${auth[@]}" "http://127.0.0.1:${gateway_port[plugins]}/"
+  peak_labels+=(gateway gateway+jwt+ratelimit)
+fi
+print_rows "${peak_labels[@]}"
+
+echo
+# Half of peak, closed loop: wrk keeps c requests in flight; c is the concurrency (1, 2, 4, ...)
+# at which the reference target (the gateway; nginx while there is no gateway) comes closest to
+# half of its peak rate, found with 2 s runs; every target then runs at that c. (Pacing with
+# wrk's delay() does not work at these rates: its millisecond timers fire together and turn the
+# load into bursts that queue, so the latency measured is the bursts'.)
+reference=gateway
+((gateway)) || reference=nginx
+half=$(( $(field "$reference" 2) / 2 ))
+reference_url="http://127.0.0.1:$proxy_port/"
+if ((gateway)); then reference_url="http://127.0.0.1:${gateway_port[plain]}/"; fi
+connections=1
+best_gap=-1
+for c in 1 2 4 8 16 32; do
+  run_wrk "calibrate:$c" -t1 -c"$c" -d2s "$reference_url"
+  rps=$(field "calibrate:$c" 2)
+  gap=$(( rps > half ? rps - half : half - rps ))
+  if ((best_gap < 0 || gap < best_gap)); then best_gap=$gap connections=$c; fi
+  ((rps < half)) || break
+done
+echo "== 2. added latency at about half of $reference's peak (${half} req/s):" \
+  "wrk -t1 -c$connections ${secs}s, closed loop =="
+run_wrk half:direct -t1 -c"$connections" -d"${secs}s" "http://127.0.0.1:$upstream_port/"
+run_wrk half:nginx -t1 -c"$connections" -d"${secs}s" "http://127.0.0.1:$proxy_port/"
+half_labels=(half:direct half:nginx)
+if ((gateway)); then
+  run_wrk half:gateway -t1 -c"$connections" -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
+  run_wrk half:gateway+plugins -t1 -c"$connections" -d"${secs}s" "${auth[@]}" \
+    "http://127.0.0.1:${gateway_port[plugins]}/"
+  half_labels+=(half:gateway half:gateway+plugins)
+fi
+direct_p50=$(field half:direct 3)
+direct_p99=$(field half:direct 4)
+printf '%-22s %10s %9s %9s %8s %13s %13s\n' target req/s p50_us p99_us non2xx added_p50_us added_p99_us
+for label in "${half_labels[@]}"; do
+  awk -v l="$label" -v d50="$direct_p50" -v d99="$direct_p99" '$1 == l {
+    printf "%-22s %10d %9d %9d %8d %13d %13d\n", $1, $2, $3, $4, $5, $3 - d50, $4 - d99 }' "$work/results"
+done
+
+echo
+echo "== 3. RSS with $held open keep-alive connections (one request each, then idle) =="
+hold() {  # label port pid [curl-style header args...]
+  local label=$1 port=$2 pid=$3 before after headers=()
+  shift 3
+  while (($#)); do headers+=(--header "$2"); shift 2; done
+  before=$(rss_kib "$pid")
+  mkfifo "$work/hold-$label"
+  taskset -c 0 $python "$here/hold_connections.py" "$port" "$held" 600 "${headers[@]}" \
+    >"$work/hold-$label" 2>"$work/hold-$label.err" &
+  local holder=$!
+  pids+=("$holder")
+  local line=""
+  read -r -t 120 line <"$work/hold-$label" || true
+  if [[ $line != held* ]]; then
+    echo "$label: could not hold $held connections: $line $(cat "$work/hold-$label.err")" >&2
+    kill "$holder" 2>/dev/null || true
+    return 1
+  fi
+  sleep 1  # let the server settle (lazy allocations after the last response)
+  after=$(rss_kib "$pid")
+  kill "$holder" 2>/dev/null || true
+  wait "$holder" 2>/dev/null || true
+  printf '%-22s idle %7.1f MiB   with %d connections %7.1f MiB   (%s)\n' \
+    "$label" "$(awk -v k="$before" 'BEGIN{print k / 1024}')" "$held" \
+    "$(awk -v k="$after" 'BEGIN{print k / 1024}')" "${line#held * }"
+}
+proxy_worker=$(pgrep -P "$proxy_pid" | head -1)
+hold "nginx (worker)" "$proxy_port" "$proxy_worker"
+if ((gateway)); then
+  hold gateway "${gateway_port[plain]}" "${gateway_pid[plain]}"
+  hold gateway+jwt+ratelimit "${gateway_port[plugins]}" "${gateway_pid[plugins]}" "${auth[@]}"
+fi
+
+echo
+echo "== goals (issue #3) =="
+echo "gateway >= 1.00x nginx req/s, p99 no worse; gateway+jwt+ratelimit >= 0.80x nginx;"
+echo "added p99 at half of peak <= 1000 us; gateway RSS <= 30 MiB with $held connections"
+((gateway)) || echo "(gateway skipped: not built yet)"

@@ -1,0 +1,512 @@
+// The plugins of the gateway: correlation-id, cors, jwt, ip-restriction, request-size-limiting,
+// rate-limiting and prometheus, with Kong's semantics and our error envelope.
+#include "services/gateway/plugins.h"
+
+#include <boost/json/parse.hpp>
+#include <chrono>
+#include <map>
+#include <stdexcept>
+
+#include "platform/auth/jwt.h"
+#include "platform/auth/tokens.h"
+#include "platform/cache/rate_counter.h"
+#include "platform/http/bearer.h"
+#include "platform/http/pipeline.h"
+#include "platform/json/envelope.h"
+#include "platform/telemetry/metrics.h"
+
+namespace aether::services::gateway {
+
+namespace http = platform::http;
+namespace json = platform::json;
+namespace auth = platform::auth;
+namespace cache = platform::cache;
+using Response = http::Response;
+using Early = std::optional<Response>;
+
+namespace {
+
+bool starts_with_ci(std::string_view text, std::string_view prefix) {
+    return text.size() >= prefix.size() && http::iequals(text.substr(0, prefix.size()), prefix);
+}
+
+std::string join(const std::vector<std::string>& values, std::string_view separator) {
+    std::string out;
+    for (const auto& value : values) {
+        if (!out.empty()) out.append(separator);
+        out.append(value);
+    }
+    return out;
+}
+
+Response error(json::ErrorCode code, int status, std::string_view message, const Exchange& exchange,
+               std::optional<int> retry_after = std::nullopt) {
+    Response response =
+        http::error_response(code, message, exchange.request.context.request_id, {}, retry_after);
+    response.status = status;
+    return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class CorrelationIdPlugin final : public Plugin {
+  public:
+    explicit CorrelationIdPlugin(CorrelationIdPluginConfig config) : config_(std::move(config)) {}
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        auto& request = exchange.request;
+        // The pipeline already accepted or generated X-Request-ID; another header name gets the
+        // same id so one value follows the request everywhere.
+        if (request.header(config_.header_name).empty()) {
+            request.headers.emplace_back(config_.header_name, request.context.request_id);
+        }
+        co_return std::nullopt;
+    }
+
+    void on_response(Exchange& exchange, Response& response) override {
+        if (!config_.echo_downstream || http::iequals(config_.header_name, "X-Request-ID")) return;
+        auto value = exchange.request.header(config_.header_name);
+        if (!value.empty() && response.header(config_.header_name).empty()) {
+            response.headers.emplace_back(config_.header_name, std::string(value));
+        }
+    }
+
+  private:
+    CorrelationIdPluginConfig config_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class CorsPlugin final : public Plugin {
+  public:
+    explicit CorsPlugin(CorsPluginConfig config)
+        : config_(std::move(config)),
+          methods_(join(config_.methods, ",")),
+          headers_(join(config_.headers, ",")),
+          exposed_(join(config_.exposed_headers, ",")) {}
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        const auto& request = exchange.request;
+        auto origin = request.header("Origin");
+        const bool preflight = request.method == http::Method::Options && !origin.empty() &&
+                               !request.header("Access-Control-Request-Method").empty();
+        if (!preflight || config_.preflight_continue) co_return std::nullopt;
+        Response response = Response::text(204, "");
+        response.content_type.clear();
+        if (auto allowed = allowed_origin(origin)) {
+            response.headers.emplace_back("Access-Control-Allow-Origin", *allowed);
+            if (*allowed != "*") response.headers.emplace_back("Vary", "Origin");
+            if (config_.credentials) {
+                response.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+            }
+            response.headers.emplace_back("Access-Control-Allow-Methods", methods_);
+            auto requested = request.header("Access-Control-Request-Headers");
+            std::string headers = config_.headers.empty() ? std::string(requested) : headers_;
+            if (!headers.empty()) {
+                response.headers.emplace_back("Access-Control-Allow-Headers", headers);
+            }
+            if (config_.max_age) {
+                response.headers.emplace_back("Access-Control-Max-Age",
+                                              std::to_string(*config_.max_age));
+            }
+        }
+        co_return response;
+    }
+
+    void on_response(Exchange& exchange, Response& response) override {
+        auto origin = exchange.request.header("Origin");
+        if (origin.empty()) return;
+        if (!response.header("Access-Control-Allow-Origin").empty()) return;  // the preflight
+        auto allowed = allowed_origin(origin);
+        if (!allowed) return;
+        response.headers.emplace_back("Access-Control-Allow-Origin", *allowed);
+        if (*allowed != "*") response.headers.emplace_back("Vary", "Origin");
+        if (config_.credentials) {
+            response.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+        }
+        if (!exposed_.empty()) {
+            response.headers.emplace_back("Access-Control-Expose-Headers", exposed_);
+        }
+    }
+
+  private:
+    // The value of Access-Control-Allow-Origin for this origin, nullopt when not allowed. "*"
+    // never comes with credentials: the configuration refuses that combination.
+    std::optional<std::string> allowed_origin(std::string_view origin) const {
+        for (const auto& allowed : config_.origins) {
+            if (http::iequals(allowed, origin)) return std::string(origin);
+        }
+        if (config_.any_origin()) return std::string("*");
+        return std::nullopt;
+    }
+
+    CorsPluginConfig config_;
+    std::string methods_, headers_, exposed_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class JwtPlugin final : public Plugin {
+  public:
+    JwtPlugin(JwtPluginConfig config, const GatewayConfig& gateway, const auth::JwtCodec* platform,
+              PluginOptions options)
+        : config_(std::move(config)), platform_(platform), options_(options) {
+        for (const auto& consumer : gateway.consumers) {
+            for (const auto& secret : consumer.jwt_secrets) {
+                auth::JwtSettings settings;
+                settings.algorithm = secret.algorithm;
+                if (secret.algorithm.starts_with("HS")) {
+                    settings.secret = secret.secret;
+                    if (config_.secret_is_base64) {
+                        auto decoded = decode_standard_base64(secret.secret);
+                        if (!decoded) {
+                            throw std::runtime_error("jwt secret of consumer " + consumer.username +
+                                                     " is not base64");
+                        }
+                        settings.secret = std::move(*decoded);
+                    }
+                } else {
+                    settings.public_key_pem = secret.rsa_public_key;
+                }
+                auto codec = auth::JwtCodec::create(settings);
+                if (!codec) {
+                    throw std::runtime_error("jwt secret \"" + secret.key + "\" of consumer " +
+                                             consumer.username + ": " + codec.error());
+                }
+                const std::string name =
+                    consumer.username.empty() ? consumer.custom_id : consumer.username;
+                keys_.emplace(secret.key,
+                              Key{std::make_shared<const auth::JwtCodec>(std::move(*codec)), name});
+            }
+        }
+    }
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        auto& request = exchange.request;
+        if (!config_.run_on_preflight && request.method == http::Method::Options) {
+            co_return std::nullopt;
+        }
+        // Identity headers are ours to set; a client must never be able to send them.
+        std::erase_if(request.headers,
+                      [](const auto& header) { return starts_with_ci(header.first, "X-User-"); });
+        for (auto name : {"jwt", "token", "access_token"}) {
+            if (request.query(name)) {
+                co_return error(json::ErrorCode::Unauthorized, 401,
+                                "credentials in the query string are refused; use the "
+                                "Authorization header",
+                                exchange);
+            }
+        }
+        std::string_view token = find_token(request);
+        if (options_.pass_api_keys &&
+            (token.starts_with("ak_") || (token.empty() && !request.header("X-API-Key").empty()))) {
+            co_return std::nullopt;
+        }
+        if (token.empty()) {
+            co_return error(json::ErrorCode::Unauthorized, 401, "missing bearer token", exchange);
+        }
+        const auth::JwtCodec* codec = platform_;
+        std::string consumer;
+        if (!keys_.empty()) {
+            auto key = unverified_claim(token, config_.key_claim_name);
+            auto found = key ? keys_.find(*key) : keys_.end();
+            if (found == keys_.end()) {
+                co_return error(json::ErrorCode::Unauthorized, 401,
+                                "no credentials found for the token's " + config_.key_claim_name,
+                                exchange);
+            }
+            codec = found->second.codec.get();
+            consumer = found->second.consumer;
+        }
+        if (codec == nullptr) {
+            co_return error(json::ErrorCode::Unauthorized, 401, "no key to verify tokens with",
+                            exchange);
+        }
+        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        const std::string_view expected_type =
+            config_.token_type == "any" ? std::string_view() : std::string_view(config_.token_type);
+        auto claims = codec->verify(token, expected_type, now);
+        if (!claims) {
+            co_return error(json::ErrorCode::Unauthorized, 401,
+                            std::string("invalid token: ") +
+                                std::string(auth::jwt_error_message(claims.error())),
+                            exchange);
+        }
+        if (config_.maximum_expiration > 0 && claims->exp - now > config_.maximum_expiration) {
+            co_return error(json::ErrorCode::Unauthorized, 401,
+                            "token lifetime exceeds the maximum expiration", exchange);
+        }
+        request.headers.emplace_back("X-User-ID", claims->sub);
+        request.headers.emplace_back("X-User-Roles", join(claims->roles, ","));
+        request.headers.emplace_back("X-User-Permissions",
+                                     join(http::effective_permissions(*claims), ","));
+        request.context.user_id = claims->sub;
+        exchange.consumer = consumer.empty() ? claims->sub : consumer;
+        co_return std::nullopt;
+    }
+
+  private:
+    struct Key {
+        std::shared_ptr<const auth::JwtCodec> codec;
+        std::string consumer;
+    };
+
+    std::string_view find_token(const http::Request& request) const {
+        for (const auto& name : config_.header_names) {
+            auto value = request.header(name);
+            if (value.empty()) continue;
+            if (starts_with_ci(value, "Bearer ")) value.remove_prefix(7);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            if (!value.empty()) return value;
+        }
+        auto cookies = request.header("Cookie");
+        for (const auto& name : config_.cookie_names) {
+            std::size_t at = 0;
+            while (at < cookies.size()) {
+                auto end = cookies.find(';', at);
+                auto pair = cookies.substr(at, end == std::string_view::npos ? end : end - at);
+                while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+                if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
+                    pair[name.size()] == '=') {
+                    return pair.substr(name.size() + 1);
+                }
+                if (end == std::string_view::npos) break;
+                at = end + 1;
+            }
+        }
+        return {};
+    }
+
+    // The string value of `claim` in the token's payload, before verification: it only picks
+    // the key, and the signature check with that key follows.
+    static std::optional<std::string> unverified_claim(std::string_view token,
+                                                       std::string_view claim) {
+        auto first = token.find('.');
+        auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+        if (second == std::string_view::npos) return std::nullopt;
+        auto payload = auth::base64url_decode(token.substr(first + 1, second - first - 1));
+        if (!payload) return std::nullopt;
+        boost::system::error_code ec;
+        auto value = boost::json::parse(*payload, ec);
+        if (ec || !value.is_object()) return std::nullopt;
+        const auto* field = value.get_object().if_contains(claim);
+        if (field == nullptr || !field->is_string()) return std::nullopt;
+        return std::string(field->get_string());
+    }
+
+    static std::optional<std::string> decode_standard_base64(std::string_view text) {
+        std::string url(text);
+        for (auto& c : url) {
+            if (c == '+') c = '-';
+            if (c == '/') c = '_';
+        }
+        while (!url.empty() && url.back() == '=') url.pop_back();
+        return auth::base64url_decode(url);
+    }
+
+    JwtPluginConfig config_;
+    const auth::JwtCodec* platform_;
+    PluginOptions options_;
+    std::map<std::string, Key, std::less<>> keys_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class IpRestrictionPlugin final : public Plugin {
+  public:
+    explicit IpRestrictionPlugin(IpRestrictionPluginConfig config) : config_(std::move(config)) {}
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        auto address = IpAddress::parse(exchange.request.remote_address);
+        if (address && config_.allows(*address)) co_return std::nullopt;
+        co_return error(json::ErrorCode::Forbidden, config_.status, config_.message, exchange);
+    }
+
+  private:
+    IpRestrictionPluginConfig config_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class RequestSizeLimitingPlugin final : public Plugin {
+  public:
+    explicit RequestSizeLimitingPlugin(RequestSizeLimitingPluginConfig config)
+        : config_(std::move(config)) {}
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        const auto& request = exchange.request;
+        if (config_.require_content_length && request.header("Content-Length").empty() &&
+            request.method != http::Method::Get && request.method != http::Method::Head) {
+            co_return error(json::ErrorCode::ValidationError, 411,
+                            "a valid Content-Length header is required", exchange);
+        }
+        if (request.body.size() > config_.limit_bytes) {
+            co_return error(json::ErrorCode::PayloadTooLarge, 413,
+                            "request size limit exceeded: at most " +
+                                std::to_string(config_.limit_bytes) + " bytes",
+                            exchange);
+        }
+        co_return std::nullopt;
+    }
+
+  private:
+    RequestSizeLimitingPluginConfig config_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+std::chrono::seconds period_length(RateLimitPeriod period) {
+    switch (period) {
+        case RateLimitPeriod::Second:
+            return cache::kSecond;
+        case RateLimitPeriod::Minute:
+            return cache::kMinute;
+        case RateLimitPeriod::Hour:
+            return cache::kHour;
+        case RateLimitPeriod::Day:
+            return cache::kDay;
+        case RateLimitPeriod::Month:
+            return cache::kMonth;
+        case RateLimitPeriod::Year:
+            return cache::kYear;
+    }
+    return cache::kMinute;
+}
+
+class RateLimitingPlugin final : public Plugin {
+  public:
+    RateLimitingPlugin(RateLimitingPluginConfig config, std::string scope,
+                       cache::RateCounter& counter)
+        : config_(std::move(config)), scope_(std::move(scope)), counter_(counter) {
+        for (const auto& limit : config_.limits) {
+            windows_.push_back(cache::WindowLimit{period_length(limit.period), limit.limit});
+        }
+    }
+
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+        std::string key = scope_;
+        key.push_back('|');
+        key.append(identifier(exchange));
+        const auto now = std::chrono::system_clock::now();
+        auto decision = co_await counter_.hit(key, windows_, now);
+        if (!decision) {
+            // Only reachable without a fallback counter; Kong's fault_tolerant semantics.
+            if (config_.fault_tolerant) co_return std::nullopt;
+            co_return error(json::ErrorCode::Internal, 500, "rate limiting is unavailable",
+                            exchange);
+        }
+        if (!config_.hide_client_headers) {
+            const auto reset = std::chrono::duration_cast<std::chrono::seconds>(
+                                   now.time_since_epoch() + decision->reset_after)
+                                   .count();
+            exchange.response_headers.emplace_back("X-RateLimit-Limit",
+                                                   std::to_string(decision->limit));
+            exchange.response_headers.emplace_back("X-RateLimit-Remaining",
+                                                   std::to_string(decision->remaining));
+            exchange.response_headers.emplace_back("X-RateLimit-Reset", std::to_string(reset));
+        }
+        if (decision->allowed) co_return std::nullopt;
+        const int retry_after = std::max<int>(1, static_cast<int>(decision->retry_after.count()));
+        co_return error(json::ErrorCode::RateLimitExceeded, config_.error_code,
+                        config_.error_message, exchange, retry_after);
+    }
+
+  private:
+    // Whom the limit counts, as Kong: a missing consumer or header falls back to the address.
+    std::string identifier(const Exchange& exchange) const {
+        const auto& request = exchange.request;
+        using LimitBy = RateLimitingPluginConfig::LimitBy;
+        switch (config_.limit_by) {
+            case LimitBy::Consumer:
+            case LimitBy::Credential:
+                if (!exchange.consumer.empty()) return "c:" + exchange.consumer;
+                break;
+            case LimitBy::Header:
+                if (auto value = request.header(config_.header_name); !value.empty()) {
+                    return "h:" + std::string(value);
+                }
+                break;
+            case LimitBy::Service:
+                return "s:" + (exchange.match.service ? exchange.match.service->name : "");
+            case LimitBy::Path:
+                return "p:" + std::string(request.path());
+            case LimitBy::Ip:
+                break;
+        }
+        return "ip:" + request.remote_address;
+    }
+
+    RateLimitingPluginConfig config_;
+    std::string scope_;
+    cache::RateCounter& counter_;
+    std::vector<cache::WindowLimit> windows_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class PrometheusPlugin final : public Plugin {
+  public:
+    explicit PrometheusPlugin(PrometheusPluginConfig config)
+        : config_(config),
+          requests_(platform::telemetry::default_registry().counter(
+              "gateway_requests_total", "Requests through the gateway by service, route, status.",
+              {"service", "route", "status"})) {}
+
+    boost::asio::awaitable<Early> on_request(Exchange& /*exchange*/) override {
+        co_return std::nullopt;
+    }
+
+    void on_response(Exchange& exchange, Response& response) override {
+        const auto& match = exchange.match;
+        std::string_view service = match.service ? std::string_view(match.service->name) : "";
+        std::string_view route = match.route && !match.route->name.empty()
+                                     ? std::string_view(match.route->name)
+                                     : match.matched_prefix;
+        const std::string status = std::to_string(response.status);
+        requests_.with({service, route, status}).inc();
+    }
+
+  private:
+    PrometheusPluginConfig config_;
+    platform::telemetry::CounterFamily& requests_;
+};
+
+}  // namespace
+
+std::shared_ptr<Plugin> make_plugin(const PluginSpec& spec, const GatewayConfig& config,
+                                    std::string scope, const PluginServices& services,
+                                    const PluginOptions& options) {
+    if (const auto* jwt = spec.get<JwtPluginConfig>()) {
+        return std::make_shared<JwtPlugin>(*jwt, config, services.platform_jwt, options);
+    }
+    if (const auto* limits = spec.get<RateLimitingPluginConfig>()) {
+        cache::RateCounter* counter = services.local_counter;
+        if (limits->policy == RateLimitingPluginConfig::Policy::Redis) {
+            if (services.redis_counter == nullptr) {
+                throw std::runtime_error(
+                    "rate-limiting with policy redis needs a Redis (cache.redis_url or "
+                    "redis_host)");
+            }
+            counter = services.redis_counter;
+        }
+        return std::make_shared<RateLimitingPlugin>(*limits, std::move(scope), *counter);
+    }
+    if (const auto* cors = spec.get<CorsPluginConfig>()) return std::make_shared<CorsPlugin>(*cors);
+    if (const auto* correlation = spec.get<CorrelationIdPluginConfig>()) {
+        return std::make_shared<CorrelationIdPlugin>(*correlation);
+    }
+    if (const auto* prometheus = spec.get<PrometheusPluginConfig>()) {
+        return std::make_shared<PrometheusPlugin>(*prometheus);
+    }
+    if (const auto* restriction = spec.get<IpRestrictionPluginConfig>()) {
+        return std::make_shared<IpRestrictionPlugin>(*restriction);
+    }
+    if (const auto* size = spec.get<RequestSizeLimitingPluginConfig>()) {
+        return std::make_shared<RequestSizeLimitingPlugin>(*size);
+    }
+    throw std::runtime_error("unknown plugin " + spec.name);
+}
+
+}  // namespace aether::services::gateway

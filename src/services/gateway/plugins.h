@@ -1,0 +1,66 @@
+// The gateway's plugins, Envoy-style: each is built once from its validated configuration (per
+// configuration snapshot) and then runs cheaply for every request of the routes it applies to.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "platform/http/message.h"
+#include "services/gateway/gateway_config.h"
+#include "services/gateway/route_table.h"
+
+namespace aether::platform::auth {
+class JwtCodec;
+}
+namespace aether::platform::cache {
+class RateCounter;
+}
+
+namespace aether::services::gateway {
+
+// One request on its way through the gateway, as the plugins see and annotate it.
+struct Exchange {
+    platform::http::Request& request;
+    const RouteMatch& match;
+    // Who is calling, once a credential was verified: the consumer's username, else the token's
+    // subject. Empty for anonymous requests.
+    std::string consumer;
+    // Headers the plugins add to whatever response goes back (rate-limit state, CORS).
+    platform::http::HeaderList response_headers;
+};
+
+class Plugin {
+  public:
+    virtual ~Plugin() = default;
+    // An answer stops the request here (401, 429, a CORS preflight); nullopt lets it continue.
+    virtual boost::asio::awaitable<std::optional<platform::http::Response>> on_request(
+        Exchange& exchange) = 0;
+    // Adjusts the response on the way back (also for answers other plugins gave).
+    virtual void on_response(Exchange& /*exchange*/, platform::http::Response& /*response*/) {}
+};
+
+// What plugins share across configuration reloads: counters must not reset when a file changes.
+struct PluginServices {
+    const platform::auth::JwtCodec* platform_jwt = nullptr;
+    platform::cache::RateCounter* local_counter = nullptr;
+    // The counter of policy redis (Redis with a local fallback); null when no Redis is set up.
+    platform::cache::RateCounter* redis_counter = nullptr;
+};
+
+// Options the built-in all-in-one configuration sets and a file cannot: requests carrying an API
+// key ("ak_…" bearer or X-API-Key) pass the jwt plugin unverified, because only the security
+// service can check a key against its store, and it does.
+struct PluginOptions {
+    bool pass_api_keys = false;
+};
+
+// Builds the plugin for `spec`; `scope` names where it is attached ("service:tasks",
+// "route:tasks-read", "global") and keeps counters of different scopes apart. Throws
+// std::runtime_error when a plugin cannot be built (an unusable key).
+std::shared_ptr<Plugin> make_plugin(const PluginSpec& spec, const GatewayConfig& config,
+                                    std::string scope, const PluginServices& services,
+                                    const PluginOptions& options);
+
+}  // namespace aether::services::gateway
