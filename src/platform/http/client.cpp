@@ -21,6 +21,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <optional>
@@ -278,7 +279,38 @@ struct WireRequest {
     bool keep_alive = true;
     bool upgrade = false;
     bool idempotent = false;
+    std::shared_ptr<BodySource> body_stream;
+    bool chunked_stream = false;
+    std::chrono::milliseconds stream_timeout{0};
 };
+
+// Sends a streamed request body behind the head: fixed length or chunked.
+template <class Stream>
+asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& tcp,
+                                             const WireRequest& request) {
+    char size_line[24];
+    for (;;) {
+        auto piece = co_await request.body_stream->next();
+        if (!piece) co_return make_error_code(asio::error::connection_aborted);
+        std::array<asio::const_buffer, 3> buffers{
+            asio::const_buffer{}, asio::buffer(piece->data(), piece->size()), asio::const_buffer{}};
+        if (request.chunked_stream) {
+            if (piece->empty()) {
+                buffers[1] = asio::buffer("0\r\n\r\n", 5);
+            } else {
+                const int length =
+                    std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece->size());
+                buffers[0] = asio::buffer(size_line, static_cast<std::size_t>(length));
+                buffers[2] = asio::buffer("\r\n", 2);
+            }
+        }
+        tcp.expires_after(request.stream_timeout);
+        auto [ec, written] = co_await asio::async_write(stream, buffers, kUse);
+        (void)written;
+        if (ec) co_return ec;
+        if (piece->empty()) co_return error_code{};
+    }
+}
 
 template <class Stream>
 asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tcp,
@@ -295,6 +327,16 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tc
         out.ec = write_ec;
         co_return out;
     }
+    if (request.body_stream) {
+        if (auto stream_ec = co_await send_body_stream(stream, tcp, request)) {
+            out.ec = stream_ec;
+            co_return out;
+        }
+    }
+    // Once the request is out, the upstream has read_timeout to start answering (a long upload
+    // does not eat into it).
+    deadline = request.body_stream ? Clock::now() + request.stream_timeout
+                                   : std::min(deadline, Clock::now() + request.stream_timeout);
     for (;;) {
         parser = std::make_unique<StreamParser>();
         parser->header_limit(kHeaderLimit);
@@ -650,6 +692,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             head.append(options_.user_agent);
             head.append("\r\n");
         }
+        if (request.body_stream) {
+            wire.body_stream = std::move(request.body_stream);
+            wire.chunked_stream = !has_length;
+            if (wire.chunked_stream) head.append("Transfer-Encoding: chunked\r\n");
+            has_length = true;
+        }
         const bool bodiless_method = verb == bhttp::verb::get || verb == bhttp::verb::head ||
                                      verb == bhttp::verb::delete_ || verb == bhttp::verb::options ||
                                      verb == bhttp::verb::trace;
@@ -693,7 +741,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
 
         auto& pool = pool_for(*url);
         bool sent_any = false;
-        bool retry_allowed = is_idempotent(message.method());
+        bool retry_allowed = is_idempotent(message.method()) && request.replay_on_stale_connection;
         for (int attempt = 0;; ++attempt) {
             auto lease = co_await acquire(pool, deadline, attempt > 0);
             if (!lease) {
@@ -898,12 +946,14 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
         auto built = build_wire(request, *url);
         if (!built) co_return unexpected(std::move(built).error());
-        const WireRequest wire = std::move(*built);
+        WireRequest wire = std::move(*built);
+        wire.stream_timeout = read_timeout;
         const bool upgrade_requested = wire.upgrade;
 
         auto& pool = pool_for(*url);
         bool sent_any = false;
-        const bool retry_allowed = wire.idempotent;
+        const bool retry_allowed =
+            wire.idempotent && !wire.body_stream && request.replay_on_stale_connection;
         for (int attempt = 0;; ++attempt) {
             auto lease = co_await connected_lease(pool, *url, deadline, attempt > 0);
             if (!lease) {

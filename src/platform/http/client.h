@@ -25,11 +25,19 @@ struct ClientRequest {
     // Sent as given; Host, User-Agent and Content-Length are added when absent.
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
+    // send_streamed only: a body sent while it is read from here (after `body`), with the
+    // caller's Content-Length header, or chunked when it gives none. Such a request is never
+    // replayed once a byte of it was sent.
+    std::shared_ptr<BodySource> body_stream;
     // Bounds the whole call (pool wait, connect, write, read); 0 = ClientOptions::request_timeout.
     // For send_streamed it bounds everything up to the response head.
     std::chrono::milliseconds timeout{0};
-    // send_streamed only: the longest wait for each piece of the body (or each read of an
-    // upgraded connection); 0 = `timeout`.
+    // A request that fails on a reused pooled connection before any response byte is sent
+    // again on a fresh one when idempotent; a proxy that must never deliver a request twice
+    // turns this off.
+    bool replay_on_stale_connection = true;
+    // send_streamed only: the longest wait for the response head once the request is written,
+    // for each piece of the body, and for each read of an upgraded connection; 0 = `timeout`.
     std::chrono::milliseconds read_timeout{0};
 };
 

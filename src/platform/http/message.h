@@ -32,6 +32,8 @@ std::string_view find_header(const HeaderList& headers, std::string_view name);
 // Decodes %XX and '+' of an application/x-www-form-urlencoded component; nullopt when malformed.
 std::optional<std::string> url_decode(std::string_view encoded);
 
+class BodySource;
+
 // Values the pipeline attaches to a request as it passes through.
 struct RequestContext {
     std::string request_id;
@@ -64,6 +66,9 @@ class Request {
     int http_version = 11;  // 10 or 11
     std::vector<std::pair<std::string, std::string>> path_params;
     RequestContext context;
+    // Set instead of `body` for a large or chunked body when the server streams request bodies
+    // (behind the gateway's edge): the body arrives while the handler reads it.
+    std::shared_ptr<BodySource> body_stream;
 
     std::string_view path() const;
     std::string_view raw_query() const;

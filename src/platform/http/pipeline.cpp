@@ -206,7 +206,9 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
     auto trace = parent ? telemetry::child_of(*parent) : telemetry::new_root();
     context.traceparent = telemetry::format_traceparent(trace);
 
-    auto origin = request.header("Origin");
+    // Behind an edge, CORS is the gateway's cors plugin's business, per route.
+    const bool edge_handles = edge_ && !is_process_endpoint(request.path());
+    auto origin = edge_handles ? std::string_view() : request.header("Origin");
     bool origin_allowed = !origin.empty() && (contains(options_.cors.allowed_origins, origin) ||
                                               contains(options_.cors.allowed_origins, "*"));
     Response response;

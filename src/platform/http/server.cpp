@@ -15,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
@@ -73,6 +74,74 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 };
 
 namespace {
+
+// The head of a request whose body the handler will read from a stream.
+template <class Message>
+Request head_to_request(const Message& message, const std::string& remote) {
+    Request request;
+    auto verb = message.method_string();
+    request.method = parse_method(verb);
+    if (request.method == Method::Other) request.method_text = std::string(verb);
+    request.target = std::string(message.target());
+    request.headers.reserve(8);
+    for (const auto& field : message) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    request.keep_alive = message.keep_alive();
+    request.http_version = static_cast<int>(message.version());
+    request.remote_address = remote;
+    return request;
+}
+
+using StreamingParser = bhttp::request_parser<bhttp::buffer_body>;
+
+// A request body read from the client connection as the handler asks for it.
+class RequestBodyStream final : public BodySource {
+  public:
+    RequestBodyStream(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                      StreamingParser& parser, std::chrono::milliseconds timeout)
+        : stream_(&stream), buffer_(&buffer), parser_(&parser), timeout_(timeout) {}
+
+    asio::awaitable<Expected<std::string_view, std::string>> next() override {
+        while (stream_ != nullptr && !parser_->is_done()) {
+            auto& body = parser_->get().body();
+            body.data = chunk_.data();
+            body.size = chunk_.size();
+            stream_->expires_after(timeout_);
+            auto [ec, read] =
+                co_await bhttp::async_read_some(*stream_, *buffer_, *parser_, kNoThrow);
+            (void)read;
+            if (ec == bhttp::error::need_buffer) ec = {};
+            if (ec) {
+                failed_ = true;
+                detach();
+                co_return unexpected(ec == bhttp::error::body_limit ? "request body is too large"
+                                     : ec == beast::error::timeout
+                                         ? "request body was not received in time"
+                                         : "reading the request body: " + ec.message());
+            }
+            const std::size_t produced = chunk_.size() - parser_->get().body().size;
+            if (produced > 0) co_return std::string_view(chunk_.data(), produced);
+        }
+        co_return std::string_view{};
+    }
+
+    // True when the body was read to its end: the connection can carry the next request.
+    bool complete() const { return !failed_ && stream_ != nullptr && parser_->is_done(); }
+    // The session is done with the connection; a handler still holding the source gets errors.
+    void detach() {
+        stream_ = nullptr;
+        buffer_ = nullptr;
+    }
+
+  private:
+    beast::tcp_stream* stream_;
+    beast::flat_buffer* buffer_;
+    StreamingParser* parser_;
+    std::chrono::milliseconds timeout_;
+    bool failed_ = false;
+    std::array<char, 16 * 1024> chunk_{};
+};
 
 Request to_request(bhttp::request<bhttp::string_body>&& message, const std::string& remote) {
     Request request;
@@ -286,7 +355,12 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         if (draining.load()) break;
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-        parser.body_limit(options.max_body_bytes);
+        const bool may_stream = options.stream_body_threshold > 0;
+        // Beast checks Content-Length against the limit with the head already: a body that will
+        // stream must pass it; a buffered one is checked against max_body_bytes below.
+        parser.body_limit(may_stream ? std::max<std::uint64_t>(options.max_body_bytes,
+                                                               options.max_streamed_body_bytes)
+                                     : options.max_body_bytes);
         if (buffer.size() == 0) {
             // Between requests the idle timeout applies until the next request's first byte;
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
@@ -316,7 +390,21 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             }
             break;
         }
-        if (!parser.is_done()) {
+        std::unique_ptr<StreamingParser> streaming_parser;
+        std::shared_ptr<RequestBodyStream> body_stream;
+        if (options.stream_body_threshold > 0 && !parser.is_done() &&
+            (parser.chunked() ||
+             parser.content_length().value_or(0) > options.stream_body_threshold)) {
+            // Beast lets a parser change its body type between the head and the body.
+            streaming_parser = std::make_unique<StreamingParser>(std::move(parser));
+            streaming_parser->body_limit(options.max_streamed_body_bytes);
+            body_stream = std::make_shared<RequestBodyStream>(stream, buffer, *streaming_parser,
+                                                              options.body_timeout);
+        } else if (!parser.is_done()) {
+            if (may_stream && parser.content_length().value_or(0) > options.max_body_bytes) {
+                co_await write(stream, protocol_error(413, "request body is too large"), false);
+                break;
+            }
             stream.expires_after(options.body_timeout);
             auto [body_ec, body_bytes] =
                 co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
@@ -332,7 +420,9 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
                 break;
             }
         }
-        Request request = to_request(parser.release(), remote);
+        Request request = body_stream ? head_to_request(streaming_parser->get(), remote)
+                                      : to_request(parser.release(), remote);
+        request.body_stream = body_stream;
         bool keep_alive = request.keep_alive;
         bool head_request = request.method == Method::Head;
         bool http10 = request.http_version == 10;
@@ -345,6 +435,12 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
                 // The pipeline answers every failure itself; this only guards the connection.
                 response = protocol_error(500, "internal error");
             }
+        }
+        if (body_stream) {
+            // A body the handler did not read to its end still sits on the connection.
+            keep_alive = keep_alive && body_stream->complete();
+            body_stream->detach();
+            request.body_stream.reset();
         }
         if (response.status == 101 && response.on_upgrade) {
             auto on_upgrade = std::move(response.on_upgrade);

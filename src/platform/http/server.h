@@ -23,6 +23,11 @@ struct ServerOptions {
     std::chrono::milliseconds body_timeout{30'000};    // end of headers to end of body
     std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
     std::chrono::milliseconds write_timeout{30'000};   // each write, including body pieces
+    // 0: every request body is read whole (up to max_body_bytes) before the handler runs.
+    // Otherwise chunked bodies and bodies larger than this reach the handler as
+    // Request::body_stream while they arrive, up to max_streamed_body_bytes (the gateway).
+    std::size_t stream_body_threshold = 0;
+    std::uint64_t max_streamed_body_bytes = 1ull << 30;
     // An upgraded connection (WebSocket) with no byte either way for this long is closed.
     std::chrono::milliseconds tunnel_idle_timeout{600'000};
     // Each connection on its own strand; needless (and ~10% slower) when one thread runs the

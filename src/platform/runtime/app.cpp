@@ -628,6 +628,9 @@ int Runtime::serve() {
     server_options.body_timeout = config.get_duration("http.body_timeout");
     server_options.idle_timeout = config.get_duration("http.idle_timeout");
     server_options.strand_per_connection = state.io_threads > 1;
+    // Behind the edge, large uploads go through to the upstream as they arrive instead of
+    // being held whole in memory.
+    if (context.edge()) server_options.stream_body_threshold = 64 * 1024;
     http::Server server(
         io, server_options,
         [pipeline](http::Request& request) { return pipeline->handle(request); },

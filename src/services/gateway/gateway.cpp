@@ -403,6 +403,12 @@ class TeeBody final : public http::BodySource {
     std::string copy_;
 };
 
+// The mirror's own path prefix (url: http://shadow/v2) in front of the forwarded path.
+std::string mirror_path(std::string_view prefix, std::string_view path) {
+    while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+    return std::string(prefix) + std::string(path);
+}
+
 asio::awaitable<void> send_shadow(std::shared_ptr<UpstreamClient> client,
                                   http::ClientRequest request,
                                   std::shared_ptr<MirrorComparison> comparison,
@@ -611,6 +617,17 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         return snapshot;
     }
 
+    void log_rejected(std::string_view errors) {
+        reloads.with({"rejected"}).inc();
+        if (snapshot.load() == nullptr) {
+            telemetry::log_error("gateway configuration rejected",
+                                 {{"file", options.config_path}, {"errors", errors}});
+        } else {
+            telemetry::log_error("gateway configuration rejected; the previous one keeps serving",
+                                 {{"file", options.config_path}, {"errors", errors}});
+        }
+    }
+
     platform::Expected<void, std::string> reload() {
         std::lock_guard lock(reload_mutex);
         const auto stamp_before =
@@ -618,9 +635,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         auto config = load();
         if (!config) {
             stamp = stamp_before;  // do not retry the same broken file every poll
-            reloads.with({"rejected"}).inc();
-            telemetry::log_error("gateway configuration rejected; the previous one keeps serving",
-                                 {{"file", options.config_path}, {"errors", config.error()}});
+            log_rejected(config.error());
             return unexpected(std::move(config).error());
         }
         std::shared_ptr<const Snapshot> next;
@@ -628,9 +643,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
             next = build(*config);
         } catch (const std::exception& failure) {
             stamp = stamp_before;
-            reloads.with({"rejected"}).inc();
-            telemetry::log_error("gateway configuration rejected; the previous one keeps serving",
-                                 {{"file", options.config_path}, {"errors", failure.what()}});
+            log_rejected(failure.what());
             return unexpected(std::string(failure.what()));
         }
         snapshot.store(std::move(next));
@@ -648,6 +661,25 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         if (percentage <= 0) return false;
         std::lock_guard lock(random_mutex);
         return std::uniform_real_distribution<double>(0, 100)(random) < percentage;
+    }
+
+    // Reads a streamed request body into request.body; an answer when that fails (413, 400).
+    static asio::awaitable<std::optional<Response>> gather_body(http::Request& request) {
+        constexpr std::size_t kLimit = 1024 * 1024;
+        auto source = std::move(request.body_stream);
+        for (;;) {
+            auto piece = co_await source->next();
+            if (!piece) {
+                co_return gateway_error(json::ErrorCode::ValidationError, 400, piece.error(),
+                                        request);
+            }
+            if (piece->empty()) co_return std::nullopt;
+            if (request.body.size() + piece->size() > kLimit) {
+                co_return gateway_error(json::ErrorCode::PayloadTooLarge, 413,
+                                        "request body is too large", request);
+            }
+            request.body.append(piece->data(), piece->size());
+        }
     }
 
     asio::awaitable<Response> handle(http::Request& request);
@@ -688,9 +720,7 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
 
     Exchange exchange{request, match, {}, {}};
     std::optional<Response> answer;
-    std::size_t ran = 0;
     for (const PluginSpec* spec : match.plugins) {
-        ++ran;
         auto& plugin = current->plugins.at(spec);
         answer = co_await plugin->on_request(exchange);
         if (answer) break;
@@ -700,12 +730,24 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
         response = std::move(*answer);
     } else if (match.service->in_process()) {
         request.target = match.upstream_path(request.target);
-        response = co_await local_dispatch(request);
+        if (request.body_stream) {
+            // Modules read whole bodies: gather it, within the server's body limit.
+            auto gathered = co_await gather_body(request);
+            if (gathered) {
+                response = std::move(*gathered);
+            } else {
+                response = co_await local_dispatch(request);
+            }
+        } else {
+            response = co_await local_dispatch(request);
+        }
     } else {
         response = co_await proxy(request, match, current->services.at(match.service));
     }
-    for (std::size_t i = 0; i < ran; ++i) {
-        current->plugins.at(match.plugins[i])->on_response(exchange, response);
+    // Every plugin of the route sees the response, also when an earlier one answered (Kong's
+    // header and log phases): CORS headers on a 401, the 429 in the request counts.
+    for (const PluginSpec* spec : match.plugins) {
+        current->plugins.at(spec)->on_response(exchange, response);
     }
     for (auto& [name, value] : exchange.response_headers) {
         response.set_header(std::move(name), std::move(value));
@@ -753,13 +795,22 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
     if (upgrade) {
         upstream.headers.emplace_back("Connection", "Upgrade");
         upstream.headers.emplace_back("Upgrade", request.header("Upgrade"));
+    } else if (request.body_stream) {
+        // Forwarded as it arrives: with the client's length, else chunked.
+        if (auto length = request.header("Content-Length"); !length.empty()) {
+            upstream.headers.emplace_back("Content-Length", length);
+        }
     } else if (!request.body.empty() || request.method == http::Method::Post ||
                request.method == http::Method::Put || request.method == http::Method::Patch) {
         upstream.headers.emplace_back("Content-Length", std::to_string(request.body.size()));
     }
 
     std::shared_ptr<MirrorComparison> comparison;
-    if (service.mirror && runtime.mirror_client && !upgrade && sample(service.mirror->percentage)) {
+    if (service.mirror && runtime.mirror_client && request.body_stream) {
+        // A body that is never held whole cannot be sent twice.
+        mirror_instruments().requests.with({std::string(request.context.route), "dropped"}).inc();
+    } else if (service.mirror && runtime.mirror_client && !upgrade &&
+               sample(service.mirror->percentage)) {
         comparison = std::make_shared<MirrorComparison>();
         comparison->route = std::string(request.context.route);
         comparison->compare = service.mirror->compare;
@@ -770,7 +821,7 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         } else {
             mirrors_in_flight->fetch_add(1);
             http::ClientRequest shadow = upstream;
-            shadow.url = shadow_target->base + path;
+            shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
             shadow.body = request.body;
             shadow.timeout = service.mirror->timeout;
             for (auto& [name, value] : shadow.headers) {
@@ -795,6 +846,9 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         http::ClientRequest attempt_request = upstream;
         attempt_request.url = target->base + path;
         attempt_request.body = request.body;
+        attempt_request.body_stream = request.body_stream;
+        // The client must not replay a request whose bytes may have reached the upstream.
+        attempt_request.replay_on_stale_connection = false;
         auto result = co_await runtime.client->send_streamed(std::move(attempt_request));
         if (!result) {
             runtime.balancer->failed(target);
@@ -825,12 +879,14 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         response.verbatim_headers = true;
         response.content_type.clear();
         response.headers.reserve(result->headers.size() + 4);
+        const std::string upstream_connection(result->header("Connection"));
         for (auto& [name, value] : result->headers) {
             if (result->status == 101 &&
                 (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
                 response.headers.emplace_back(std::move(name), std::move(value));
                 continue;
             }
+            if (lists_token(upstream_connection, name)) continue;
             if (http::iequals(name, "Content-Length")) {
                 response.headers.emplace_back(std::move(name), std::move(value));
                 continue;
@@ -875,7 +931,11 @@ asio::awaitable<void> Gateway::Impl::check_health(std::shared_ptr<const Snapshot
             probe.url = target->base + active.http_path;
             probe.timeout = active.timeout;
             auto result = co_await runtime.client->send(std::move(probe));
-            const bool ok = result && result->status >= 200 && result->status < 400;
+            const auto& statuses = active.healthy.http_statuses;
+            const bool ok =
+                result && (statuses.empty() ? result->status >= 200 && result->status < 400
+                                            : std::find(statuses.begin(), statuses.end(),
+                                                        result->status) != statuses.end());
             if (ok) {
                 target->active_failures = 0;
                 ++target->active_successes;

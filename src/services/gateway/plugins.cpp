@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 
@@ -330,19 +331,51 @@ class IpRestrictionPlugin final : public Plugin {
 
 // ---------------------------------------------------------------------------------------------
 
+// Fails a chunked upload that grows past the limit (the upstream sees a broken body).
+class LimitedBody final : public http::BodySource {
+  public:
+    LimitedBody(std::shared_ptr<http::BodySource> inner, std::uint64_t limit)
+        : inner_(std::move(inner)), limit_(limit) {}
+    boost::asio::awaitable<platform::Expected<std::string_view, std::string>> next() override {
+        auto piece = co_await inner_->next();
+        if (piece) {
+            seen_ += piece->size();
+            if (seen_ > limit_)
+                co_return platform::unexpected(std::string("request size limit exceeded"));
+        }
+        co_return piece;
+    }
+
+  private:
+    std::shared_ptr<http::BodySource> inner_;
+    std::uint64_t limit_;
+    std::uint64_t seen_ = 0;
+};
+
 class RequestSizeLimitingPlugin final : public Plugin {
   public:
     explicit RequestSizeLimitingPlugin(RequestSizeLimitingPluginConfig config)
         : config_(std::move(config)) {}
 
     boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
-        const auto& request = exchange.request;
+        auto& request = exchange.request;
         if (config_.require_content_length && request.header("Content-Length").empty() &&
             request.method != http::Method::Get && request.method != http::Method::Head) {
             co_return error(json::ErrorCode::ValidationError, 411,
                             "a valid Content-Length header is required", exchange);
         }
-        if (request.body.size() > config_.limit_bytes) {
+        std::uint64_t size = request.body.size();
+        if (request.body_stream) {
+            // A streamed body is known by its Content-Length; a chunked one is limited as it
+            // streams.
+            if (auto length = request.header("Content-Length"); !length.empty()) {
+                size = std::strtoull(std::string(length).c_str(), nullptr, 10);
+            } else {
+                request.body_stream = std::make_shared<LimitedBody>(std::move(request.body_stream),
+                                                                    config_.limit_bytes);
+            }
+        }
+        if (size > config_.limit_bytes) {
             co_return error(json::ErrorCode::PayloadTooLarge, 413,
                             "request size limit exceeded: at most " +
                                 std::to_string(config_.limit_bytes) + " bytes",
