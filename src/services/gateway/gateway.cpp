@@ -29,6 +29,7 @@
 #include "platform/json/envelope.h"
 #include "platform/telemetry/log.h"
 #include "platform/telemetry/metrics.h"
+#include "services/gateway/jwks_cache.h"
 #include "services/gateway/route_table.h"
 
 namespace aether::services::gateway {
@@ -484,6 +485,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
     } stamp;
     // Upstream clients by their settings, so a reload keeps warm connection pools.
     std::map<std::string, std::weak_ptr<UpstreamClient>> clients;
+    std::map<std::string, std::shared_ptr<JwksCache>> jwks_caches;
     std::shared_ptr<std::atomic<int>> mirrors_in_flight = std::make_shared<std::atomic<int>>(0);
     static constexpr int kMaxMirrorsInFlight = 256;
     std::mt19937_64 random{std::random_device{}()};
@@ -579,6 +581,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         services.platform_jwt = &platform_jwt;
         services.local_counter = &local_counter;
         services.redis_counter = fallback_counter.get();
+        services.jwks_cache_for = [this](const std::string& url) { return jwks_cache_for(url); };
         auto add_plugins = [&](const std::vector<PluginSpec>& specs, const std::string& scope) {
             for (const auto& spec : specs) {
                 if (!spec.enabled) continue;
@@ -654,6 +657,32 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
             {{"file", options.config_path.empty() ? std::string("built-in") : options.config_path},
              {"services", static_cast<std::int64_t>((*config)->services.size())}});
         return {};
+    }
+
+    // One cache per JWKS URL for the process's life: reloads keep the keys already fetched.
+    std::shared_ptr<JwksCache> jwks_cache_for(const std::string& url) {
+        auto& cache = jwks_caches[url];
+        if (!cache) {
+            Service fetch_settings;
+            fetch_settings.connect_timeout = std::chrono::milliseconds(2000);
+            fetch_settings.write_timeout = std::chrono::milliseconds(2000);
+            auto client = client_for(fetch_settings);
+            cache = std::make_shared<JwksCache>(
+                url,
+                [client](const std::string& target)
+                    -> asio::awaitable<platform::Expected<std::string, std::string>> {
+                    http::ClientRequest request;
+                    request.url = target;
+                    request.timeout = std::chrono::milliseconds(3000);
+                    auto response = co_await client->send(std::move(request));
+                    if (!response) co_return unexpected(response.error().message);
+                    if (response->status != 200) {
+                        co_return unexpected("status " + std::to_string(response->status));
+                    }
+                    co_return std::move(response->body);
+                });
+        }
+        return cache;
     }
 
     bool sample(double percentage) {

@@ -15,6 +15,7 @@
 #include "platform/http/pipeline.h"
 #include "platform/json/envelope.h"
 #include "platform/telemetry/metrics.h"
+#include "services/gateway/jwks_cache.h"
 
 namespace aether::services::gateway {
 
@@ -150,8 +151,11 @@ class CorsPlugin final : public Plugin {
 class JwtPlugin final : public Plugin {
   public:
     JwtPlugin(JwtPluginConfig config, const GatewayConfig& gateway, const auth::JwtCodec* platform,
-              PluginOptions options)
-        : config_(std::move(config)), platform_(platform), options_(options) {
+              std::shared_ptr<JwksCache> jwks, PluginOptions options)
+        : config_(std::move(config)),
+          platform_(platform),
+          jwks_(std::move(jwks)),
+          options_(options) {
         for (const auto& consumer : gateway.consumers) {
             for (const auto& secret : consumer.jwt_secrets) {
                 auth::JwtSettings settings;
@@ -207,8 +211,16 @@ class JwtPlugin final : public Plugin {
             co_return error(json::ErrorCode::Unauthorized, 401, "missing bearer token", exchange);
         }
         const auth::JwtCodec* codec = platform_;
+        std::shared_ptr<const auth::JwtCodec> fetched;
         std::string consumer;
-        if (!keys_.empty()) {
+        if (jwks_) {
+            fetched = co_await jwks_->find(unverified_header_kid(token), kJwksLeewaySeconds);
+            if (fetched == nullptr) {
+                co_return error(json::ErrorCode::Unauthorized, 401,
+                                "no key in the JWKS matches the token", exchange);
+            }
+            codec = fetched.get();
+        } else if (!keys_.empty()) {
             auto key = unverified_claim(token, config_.key_claim_name);
             auto found = key ? keys_.find(*key) : keys_.end();
             if (found == keys_.end()) {
@@ -297,6 +309,19 @@ class JwtPlugin final : public Plugin {
         return std::string(field->get_string());
     }
 
+    // The "kid" of the token's header ("" when absent or unreadable): it only picks the key.
+    static std::string unverified_header_kid(std::string_view token) {
+        auto dot = token.find('.');
+        if (dot == std::string_view::npos) return {};
+        auto header = auth::base64url_decode(token.substr(0, dot));
+        if (!header) return {};
+        boost::system::error_code ec;
+        auto value = boost::json::parse(*header, ec);
+        if (ec || !value.is_object()) return {};
+        const auto* kid = value.get_object().if_contains("kid");
+        return kid != nullptr && kid->is_string() ? std::string(kid->get_string()) : std::string();
+    }
+
     static std::optional<std::string> decode_standard_base64(std::string_view text) {
         std::string url(text);
         for (auto& c : url) {
@@ -307,8 +332,11 @@ class JwtPlugin final : public Plugin {
         return auth::base64url_decode(url);
     }
 
+    static constexpr int kJwksLeewaySeconds = 30;
+
     JwtPluginConfig config_;
     const auth::JwtCodec* platform_;
+    std::shared_ptr<JwksCache> jwks_;
     PluginOptions options_;
     std::map<std::string, Key, std::less<>> keys_;
 };
@@ -512,7 +540,13 @@ std::shared_ptr<Plugin> make_plugin(const PluginSpec& spec, const GatewayConfig&
                                     std::string scope, const PluginServices& services,
                                     const PluginOptions& options) {
     if (const auto* jwt = spec.get<JwtPluginConfig>()) {
-        return std::make_shared<JwtPlugin>(*jwt, config, services.platform_jwt, options);
+        std::shared_ptr<JwksCache> jwks;
+        if (!jwt->jwks_url.empty()) {
+            if (!services.jwks_cache_for) throw std::runtime_error("jwks_url needs a fetcher");
+            jwks = services.jwks_cache_for(jwt->jwks_url);
+        }
+        return std::make_shared<JwtPlugin>(*jwt, config, services.platform_jwt, std::move(jwks),
+                                           options);
     }
     if (const auto* limits = spec.get<RateLimitingPluginConfig>()) {
         cache::RateCounter* counter = services.local_counter;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,8 @@ class RateCounter;
 }
 
 namespace aether::services::gateway {
+
+class JwksCache;
 
 // One request on its way through the gateway, as the plugins see and annotate it.
 struct Exchange {
@@ -47,6 +50,8 @@ struct PluginServices {
     platform::cache::RateCounter* local_counter = nullptr;
     // The counter of policy redis (Redis with a local fallback); null when no Redis is set up.
     platform::cache::RateCounter* redis_counter = nullptr;
+    // The cached key set behind a jwt plugin's jwks_url (one per URL, shared across reloads).
+    std::function<std::shared_ptr<JwksCache>(const std::string& url)> jwks_cache_for;
 };
 
 // Options the built-in all-in-one configuration sets and a file cannot: requests carrying an API
