@@ -813,6 +813,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         }
 
         asio::awaitable<Expected<std::string_view, std::string>> next() override {
+            if (!failure_.empty()) co_return unexpected(failure_);
             while (lease_) {
                 auto& connection = *lease_->connection();
                 auto& body = parser_->get().body();
@@ -834,10 +835,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 if (ec == bhttp::error::need_buffer) ec = {};
                 if (ec) {
                     lease_.reset();
-                    std::string message = ec == beast::error::timeout
-                                              ? "upstream body read timed out"
-                                              : "reading upstream body: " + ec.message();
-                    co_return unexpected(std::move(message));
+                    // Asked again, the body must not look complete.
+                    failure_ = ec == beast::error::timeout
+                                   ? "upstream body read timed out"
+                                   : "reading upstream body: " + ec.message();
+                    co_return unexpected(failure_);
                 }
                 const std::size_t produced = chunk_.size() - parser_->get().body().size;
                 if (parser_->is_done()) finish();
@@ -859,6 +861,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         std::unique_ptr<StreamParser> parser_;
         std::chrono::milliseconds read_timeout_;
         bool keep_alive_;
+        std::string failure_;
         std::array<char, 16 * 1024> chunk_{};
     };
 

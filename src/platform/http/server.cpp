@@ -24,6 +24,8 @@
 #include <list>
 #include <mutex>
 
+#include "platform/telemetry/log.h"
+
 namespace aether::platform::http {
 
 namespace asio = boost::asio;
@@ -443,11 +445,30 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             request.body_stream.reset();
         }
         if (response.status == 101 && response.on_upgrade) {
+            if (draining.load()) {
+                // A connection that would outlive the drain is refused, not half-opened.
+                co_await write(stream, protocol_error(503, "the server is shutting down"), false);
+                break;
+            }
             auto on_upgrade = std::move(response.on_upgrade);
             if (!co_await write(stream, std::move(response), true, false, http10)) break;
             StreamTunnel tunnel(stream, buffer, options.tunnel_idle_timeout);
             InFlight in_flight_guard(in_flight);
-            co_await on_upgrade(tunnel);
+            std::exception_ptr failure;
+            try {
+                co_await on_upgrade(tunnel);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            if (failure) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const std::exception& error) {
+                    telemetry::log_error("upgraded connection failed", {{"error", error.what()}});
+                } catch (...) {
+                    telemetry::log_error("upgraded connection failed", {});
+                }
+            }
             break;
         }
         bool again = co_await write(stream, std::move(response), keep_alive, head_request, http10);
