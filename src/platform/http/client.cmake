@@ -6,4 +6,5 @@ target_link_libraries(aether_platform_http_client
 aether_unit_test(platform_http_client_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/client_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/client_streaming_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/client_upload_test.cpp
   LIBS aether_platform_http_client)

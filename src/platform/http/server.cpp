@@ -102,10 +102,21 @@ class RequestBodyStream final : public BodySource {
   public:
     RequestBodyStream(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                       StreamingParser& parser, std::chrono::milliseconds timeout)
-        : stream_(&stream), buffer_(&buffer), parser_(&parser), timeout_(timeout) {}
+        : stream_(&stream),
+          buffer_(&buffer),
+          parser_(&parser),
+          timeout_(timeout),
+          ended_(parser.is_done()) {}
 
     asio::awaitable<Expected<std::string_view, std::string>> next() override {
-        while (stream_ != nullptr && !parser_->is_done()) {
+        // Asked again after a failure, or once the request is over, the body must not look
+        // complete: a proxy would end the body it forwards right there.
+        if (!failure_.empty()) co_return unexpected(failure_);
+        while (!ended_) {
+            if (stream_ == nullptr) {
+                failure_ = "the request is over: its body can no longer be read";
+                co_return unexpected(failure_);
+            }
             auto& body = parser_->get().body();
             body.data = chunk_.data();
             body.size = chunk_.size();
@@ -115,13 +126,11 @@ class RequestBodyStream final : public BodySource {
             (void)read;
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec) {
-                failed_ = true;
+                failure_ = describe(ec);
                 detach();
-                co_return unexpected(ec == bhttp::error::body_limit ? "request body is too large"
-                                     : ec == beast::error::timeout
-                                         ? "request body was not received in time"
-                                         : "reading the request body: " + ec.message());
+                co_return unexpected(failure_);
             }
+            ended_ = parser_->is_done();
             const std::size_t produced = chunk_.size() - parser_->get().body().size;
             if (produced > 0) co_return std::string_view(chunk_.data(), produced);
         }
@@ -129,19 +138,28 @@ class RequestBodyStream final : public BodySource {
     }
 
     // True when the body was read to its end: the connection can carry the next request.
-    bool complete() const { return !failed_ && stream_ != nullptr && parser_->is_done(); }
-    // The session is done with the connection; a handler still holding the source gets errors.
+    bool complete() const { return failure_.empty() && stream_ != nullptr && ended_; }
+    // The session is done with the connection (and the parser); a handler still holding the
+    // source gets errors.
     void detach() {
         stream_ = nullptr;
         buffer_ = nullptr;
+        parser_ = nullptr;
     }
 
   private:
+    static std::string describe(const beast::error_code& ec) {
+        if (ec == bhttp::error::body_limit) return "request body is too large";
+        if (ec == beast::error::timeout) return "request body was not received in time";
+        return "reading the request body: " + ec.message();
+    }
+
     beast::tcp_stream* stream_;
     beast::flat_buffer* buffer_;
     StreamingParser* parser_;
     std::chrono::milliseconds timeout_;
-    bool failed_ = false;
+    bool ended_;
+    std::string failure_;
     std::array<char, 16 * 1024> chunk_{};
 };
 
@@ -166,8 +184,11 @@ Request to_request(bhttp::request<bhttp::string_body>&& message, const std::stri
 
 namespace {
 
+// A plain loop the compiler vectorises; find_first_of scans the set once per character.
 bool has_line_break(std::string_view text) {
-    return text.find_first_of("\r\n") != std::string_view::npos;
+    bool found = false;
+    for (char c : text) found |= (c == '\r') | (c == '\n');
+    return found;
 }
 
 bool is_bodiless(int status) {

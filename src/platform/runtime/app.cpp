@@ -466,6 +466,12 @@ struct Runtime::State {
         if (pool) pool->stop();
         if (hashing_pool) hashing_pool->stop();
         BlockingPool::set_default_pool(nullptr);
+        // Modules own sockets and timers (upstream pools, the Redis connection): they must go
+        // while the io_context still exists; whatever its pending coroutines still hold goes
+        // when it is destroyed.
+        context.reset();
+        modules.list.clear();
+        io.reset();
         telemetry::Logger::instance().flush();
     }
 

@@ -872,9 +872,19 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
             co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 503,
                                     "no healthy upstream for service " + service.name, request, 1);
         }
-        http::ClientRequest attempt_request = upstream;
+        // The last (often the only) attempt takes the request; earlier ones send a copy.
+        http::ClientRequest attempt_request;
+        if (attempt + 1 == attempts) {
+            attempt_request = std::move(upstream);
+        } else {
+            attempt_request = upstream;
+        }
         attempt_request.url = target->base + path;
-        attempt_request.body = request.body;
+        if (attempt + 1 == attempts) {
+            attempt_request.body = std::move(request.body);
+        } else {
+            attempt_request.body = request.body;
+        }
         attempt_request.body_stream = request.body_stream;
         // The client must not replay a request whose bytes may have reached the upstream.
         attempt_request.replay_on_stale_connection = false;
