@@ -30,7 +30,8 @@ struct ClientRequest {
     // replayed once a byte of it was sent.
     std::shared_ptr<BodySource> body_stream;
     // Bounds the whole call (pool wait, connect, write, read); 0 = ClientOptions::request_timeout.
-    // For send_streamed it bounds everything up to the response head.
+    // For send_streamed it bounds the pool wait, the connect and the head; a streamed body is
+    // bounded per piece by read_timeout instead, and the wait for the answer restarts after it.
     std::chrono::milliseconds timeout{0};
     // A request that fails on a reused pooled connection before any response byte is sent
     // again on a fresh one when idempotent; a proxy that must never deliver a request twice

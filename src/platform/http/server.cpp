@@ -413,6 +413,14 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             }
             break;
         }
+        if (!parser.is_done() && iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+            // The client waits for this before sending its body (curl: up to a second).
+            stream.expires_after(options.write_timeout);
+            auto [continue_ec, continue_bytes] = co_await asio::async_write(
+                stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
+            (void)continue_bytes;
+            if (continue_ec) break;
+        }
         std::unique_ptr<StreamingParser> streaming_parser;
         std::shared_ptr<RequestBodyStream> body_stream;
         if (options.stream_body_threshold > 0 && !parser.is_done() &&
