@@ -24,6 +24,19 @@ def rsa_pair(directory, name):
     return private, public
 
 
+class Stopping:
+    """Gives a harness.Server the stop() the process registry calls on teardown."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def stop(self):
+        try:
+            self.server.terminate()
+        finally:
+            self.server.kill()
+
+
 @pytest.fixture(scope="module")
 def setup(module_processes, tmp_path_factory):
     root = tmp_path_factory.mktemp("jwks")
@@ -37,8 +50,8 @@ def setup(module_processes, tmp_path_factory):
     })
     (root / "security-data").mkdir()
     (root / "security").mkdir()
-    security = module_processes.add(Server(root / "security", root / "security-data", env,
-                                           target="security"))
+    security = Server(root / "security", root / "security-data", env, target="security")
+    module_processes.add(Stopping(security))
     security.start()
     base = security.base
     config = f"""
