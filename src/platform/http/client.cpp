@@ -284,6 +284,9 @@ struct WireRequest {
     bool idempotent = false;
     std::shared_ptr<BodySource> body_stream;
     bool chunked_stream = false;
+    // What the Content-Length promises after `body`: a stream that delivers more or less would
+    // desynchronise the connection, so the exchange fails instead.
+    std::optional<std::uint64_t> stream_length;
     std::chrono::milliseconds stream_timeout{0};
 };
 
@@ -292,9 +295,15 @@ template <class Stream>
 asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& tcp,
                                              const WireRequest& request) {
     char size_line[24];
+    std::uint64_t sent = 0;
     for (;;) {
         auto piece = co_await request.body_stream->next();
         if (!piece) co_return make_error_code(asio::error::connection_aborted);
+        sent += piece->size();
+        if (request.stream_length &&
+            (sent > *request.stream_length || (piece->empty() && sent != *request.stream_length))) {
+            co_return make_error_code(bhttp::error::body_limit);
+        }
         std::array<asio::const_buffer, 3> buffers{
             asio::const_buffer{}, asio::buffer(piece->data(), piece->size()), asio::const_buffer{}};
         if (request.chunked_stream) {
@@ -698,6 +707,20 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (request.body_stream) {
             wire.body_stream = std::move(request.body_stream);
             wire.chunked_stream = !has_length;
+            if (!wire.chunked_stream) {
+                for (const auto& [name, value] : request.headers) {
+                    if (!iequals(name, "Content-Length")) continue;
+                    std::uint64_t declared = 0;
+                    auto [end, parse_error] =
+                        std::from_chars(value.data(), value.data() + value.size(), declared);
+                    if (parse_error != std::errc() || end != value.data() + value.size() ||
+                        declared < request.body.size()) {
+                        return unexpected(error(ClientError::ProtocolError,
+                                                "invalid Content-Length for a streamed body"));
+                    }
+                    wire.stream_length = declared - request.body.size();
+                }
+            }
             if (wire.chunked_stream) {
                 head.append("Transfer-Encoding: chunked\r\n");
                 // `body` goes ahead of the stream: it must be a chunk too.

@@ -596,6 +596,52 @@ TEST_F(HttpClientUploadTest, FailingSourceAbortsTheRequestAndDropsTheConnection)
     EXPECT_EQ(upstream.accepted(), 3);
 }
 
+// A stream that delivers fewer or more bytes than its Content-Length would leave the upstream
+// waiting or put stray bytes where the next request starts: the exchange fails, the connection
+// is dropped, and never more than the promised bytes are written.
+TEST_F(HttpClientUploadTest, StreamNotMatchingItsContentLengthFailsTheExchange) {
+    std::vector<Peer::UntilClose> received;
+    Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {
+        auto head = co_await peer.read_until("\r\n\r\n");
+        if (!head) co_return;
+        received.push_back(co_await peer.read_until_close());
+    });
+    HttpClient client(io_.get_executor());
+
+    for (const char* declared : {"10", "4"}) {
+        auto log = std::make_shared<SourceLog>();
+        auto source = std::make_shared<PieceSource>(std::vector<std::string>{"abc", "def"}, log);
+        auto request = upload(upstream.url("/files"), source);
+        request.headers = {{"Content-Length", declared}};
+        auto response = send_now(io_, client, request);
+        ASSERT_FALSE(response) << declared << ": " << describe(response);
+        EXPECT_TRUE(response.error().request_sent);
+        EXPECT_EQ(client.stats().open_connections, 0u);
+        EXPECT_EQ(client.stats().idle_connections, 0u);
+    }
+    ASSERT_TRUE(run_until(io_, [&] { return received.size() == 2; }));
+    // Ten promised, six produced: all six went out, then the connection closed.
+    EXPECT_TRUE(received[0].closed);
+    EXPECT_EQ(received[0].bytes, "abcdef");
+    // Four promised: the piece that would exceed them is never written.
+    EXPECT_TRUE(received[1].closed);
+    EXPECT_EQ(received[1].bytes, "abc");
+}
+
+TEST_F(HttpClientUploadTest, InvalidContentLengthForAStreamIsRefusedBeforeSending) {
+    Upstream upstream(io_, [&](Peer&, int) -> asio::awaitable<void> { co_return; });
+    HttpClient client(io_.get_executor());
+    auto log = std::make_shared<SourceLog>();
+    auto request = upload(upstream.url("/files"),
+                          std::make_shared<PieceSource>(std::vector<std::string>{"abc"}, log));
+    request.headers = {{"Content-Length", "3x"}};
+    auto response = send_now(io_, client, request);
+    ASSERT_FALSE(response);
+    EXPECT_EQ(response.error().kind, ClientError::ProtocolError);
+    EXPECT_FALSE(response.error().request_sent);
+    EXPECT_EQ(upstream.accepted(), 0);
+}
+
 TEST_F(HttpClientUploadTest, ReadTimeoutBoundsTheWaitForTheHeadAfterTheUpload) {
     std::vector<std::string> bodies;
     Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {

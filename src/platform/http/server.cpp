@@ -374,6 +374,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
     };
     beast::flat_buffer buffer;
     bool first = true;
+    bool unread_body = false;
     for (;;) {
         if (draining.load()) break;
         bhttp::request_parser<bhttp::string_body> parser;
@@ -469,7 +470,8 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         }
         if (body_stream) {
             // A body the handler did not read to its end still sits on the connection.
-            keep_alive = keep_alive && body_stream->complete();
+            unread_body = !body_stream->complete();
+            keep_alive = keep_alive && !unread_body;
             body_stream->detach();
             request.body_stream.reset();
         }
@@ -505,6 +507,19 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         set_idle(true);
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (unread_body) {
+        // Closing with unread input makes the kernel send a reset, which can overtake the
+        // answer on a real network: read and drop what the client still sends, briefly
+        // ("lingering close", as nginx does).
+        std::array<char, 16 * 1024> sink{};
+        std::size_t discarded = 0;
+        stream.expires_after(std::chrono::seconds(2));
+        while (discarded < (4u << 20)) {
+            auto [linger_ec, bytes] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+            if (linger_ec) break;
+            discarded += bytes;
+        }
+    }
     stream.close();
 }
 
