@@ -269,6 +269,7 @@ struct HeadOutcome {
     error_code ec;
     bool sent_bytes = false;
     bool got_bytes = false;
+    std::string body_error;  // set when the request's body_stream failed
 };
 
 // Writes the request and reads the head of the final response into `parser`; the body is left
@@ -293,15 +294,19 @@ struct WireRequest {
 // Sends a streamed request body behind the head: fixed length or chunked.
 template <class Stream>
 asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& tcp,
-                                             const WireRequest& request) {
+                                             const WireRequest& request, std::string& body_error) {
     char size_line[24];
     std::uint64_t sent = 0;
     for (;;) {
         auto piece = co_await request.body_stream->next();
-        if (!piece) co_return make_error_code(asio::error::connection_aborted);
+        if (!piece) {
+            body_error = piece.error();
+            co_return make_error_code(asio::error::connection_aborted);
+        }
         sent += piece->size();
         if (request.stream_length &&
             (sent > *request.stream_length || (piece->empty() && sent != *request.stream_length))) {
+            body_error = "the request body does not match its Content-Length";
             co_return make_error_code(bhttp::error::body_limit);
         }
         std::array<asio::const_buffer, 3> buffers{
@@ -340,7 +345,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tc
         co_return out;
     }
     if (request.body_stream) {
-        if (auto stream_ec = co_await send_body_stream(stream, tcp, request)) {
+        if (auto stream_ec = co_await send_body_stream(stream, tcp, request, out.body_error)) {
             out.ec = stream_ec;
             co_return out;
         }
@@ -403,6 +408,8 @@ std::string_view to_string(ClientError::Kind kind) {
             return "pool_exhausted";
         case ClientError::Closed:
             return "closed";
+        case ClientError::RequestBody:
+            return "request_body";
     }
     return "unknown";
 }
@@ -1012,6 +1019,10 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             }
             sent_any = sent_any || outcome.sent_bytes;
             if (outcome.ec) {
+                if (!outcome.body_error.empty()) {
+                    co_return unexpected(
+                        error(ClientError::RequestBody, std::move(outcome.body_error), sent_any));
+                }
                 if (attempt == 0 && lease->reused() && !outcome.got_bytes && retry_allowed) {
                     continue;
                 }

@@ -80,6 +80,9 @@ struct ClientError {
         BodyTooLarge,
         PoolExhausted,
         Closed,
+        // The request's own body_stream failed (the client of a proxy went away, sent a
+        // malformed or oversized body): the upstream is not at fault.
+        RequestBody,
     };
     Kind kind = ProtocolError;
     std::string message;

@@ -574,7 +574,9 @@ TEST_F(HttpClientUploadTest, FailingSourceAbortsTheRequestAndDropsTheConnection)
         if (!chunked) request.headers = {{"Content-Length", "11"}};
         auto response = send_now(io_, client, request);
         ASSERT_FALSE(response) << chunked << ": " << describe(response);
-        EXPECT_EQ(response.error().kind, ClientError::ProtocolError) << describe(response);
+        // The request's own body failed, not the upstream.
+        EXPECT_EQ(response.error().kind, ClientError::RequestBody) << describe(response);
+        EXPECT_EQ(response.error().message, "the client went away");
         // The head went out: the caller must not resend the request elsewhere.
         EXPECT_TRUE(response.error().request_sent);
         EXPECT_TRUE(log->failed);

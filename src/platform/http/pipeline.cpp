@@ -156,6 +156,32 @@ Response Pipeline::protocol_error(int status, std::string_view message) const {
     return response;
 }
 
+Response response_for_exception(std::exception_ptr failure, const Request& request) {
+    const auto& context = request.context;
+    try {
+        std::rethrow_exception(failure);
+    } catch (const json::ClientError& error) {
+        Response response = error_response(error.code, error.what(), context.request_id,
+                                           error.details, error.retry_after);
+        response.status = error.status;
+        return response;
+    } catch (const runtime::Overloaded& overloaded) {
+        Response response = error_response(json::ErrorCode::UpstreamUnavailable,
+                                           "the server is busy, retry shortly", context.request_id,
+                                           {}, overloaded.retry_after_seconds());
+        response.status = 503;
+        return response;
+    } catch (const std::exception& error) {
+        telemetry::log_error("unhandled exception in handler", {{"request_id", context.request_id},
+                                                                {"route", context.route},
+                                                                {"error", error.what()}});
+    } catch (...) {
+        telemetry::log_error("unhandled non-standard exception in handler",
+                             {{"request_id", context.request_id}, {"route", context.route}});
+    }
+    return error_response(json::ErrorCode::Internal, "internal error", context.request_id);
+}
+
 bool is_process_endpoint(std::string_view path) {
     return path == "/health" || path == "/ready" || path == "/metrics" || path == "/openapi.json";
 }
@@ -225,30 +251,13 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
         }
         context.route = "preflight";
     } else {
+        std::exception_ptr failure;
         try {
             response = co_await dispatch(request);
-        } catch (const json::ClientError& error) {
-            response = error_response(error.code, error.what(), context.request_id, error.details,
-                                      error.retry_after);
-            response.status = error.status;
-        } catch (const runtime::Overloaded& overloaded) {
-            response = error_response(json::ErrorCode::UpstreamUnavailable,
-                                      "the server is busy, retry shortly", context.request_id, {},
-                                      overloaded.retry_after_seconds());
-            response.status = 503;
-        } catch (const std::exception& failure) {
-            telemetry::log_error("unhandled exception in handler",
-                                 {{"request_id", context.request_id},
-                                  {"route", context.route},
-                                  {"error", failure.what()}});
-            response =
-                error_response(json::ErrorCode::Internal, "internal error", context.request_id);
         } catch (...) {
-            telemetry::log_error("unhandled non-standard exception in handler",
-                                 {{"request_id", context.request_id}, {"route", context.route}});
-            response =
-                error_response(json::ErrorCode::Internal, "internal error", context.request_id);
+            failure = std::current_exception();
         }
+        if (failure) response = response_for_exception(failure, request);
     }
     for (const auto& filter : filters_) filter->on_response(request, response);
     if (origin_allowed) {

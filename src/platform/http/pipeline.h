@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -56,6 +57,10 @@ Response error_response(json::ErrorCode code, std::string_view message, std::str
 // Runs the handler of the route matching the request; 404 or 405 (with Allow) in the error
 // envelope otherwise. Sets request.context.route and the path parameters.
 boost::asio::awaitable<Response> dispatch_route(const Router& router, Request& request);
+
+// The error envelope for an exception a handler threw: a ClientError's status and details, 503
+// for an overloaded pool, 500 (logged, nothing leaked) for anything else.
+Response response_for_exception(std::exception_ptr failure, const Request& request);
 
 // True for the endpoints every process serves itself: /health, /ready, /metrics, /openapi.json.
 bool is_process_endpoint(std::string_view path);

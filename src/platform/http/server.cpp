@@ -105,7 +105,7 @@ class RequestBodyStream final : public BodySource {
         : stream_(&stream),
           buffer_(&buffer),
           parser_(&parser),
-          timeout_(timeout),
+          deadline_(std::chrono::steady_clock::now() + timeout),
           ended_(parser.is_done()) {}
 
     asio::awaitable<Expected<std::string_view, std::string>> next() override {
@@ -120,7 +120,9 @@ class RequestBodyStream final : public BodySource {
             auto& body = parser_->get().body();
             body.data = chunk_.data();
             body.size = chunk_.size();
-            stream_->expires_after(timeout_);
+            // body_timeout bounds the whole body, as for buffered ones: a client trickling a
+            // byte now and then must not hold the connection (and an upstream's) forever.
+            stream_->expires_at(deadline_);
             auto [ec, read] =
                 co_await bhttp::async_read_some(*stream_, *buffer_, *parser_, kNoThrow);
             (void)read;
@@ -157,7 +159,7 @@ class RequestBodyStream final : public BodySource {
     beast::tcp_stream* stream_;
     beast::flat_buffer* buffer_;
     StreamingParser* parser_;
-    std::chrono::milliseconds timeout_;
+    std::chrono::steady_clock::time_point deadline_;
     bool ended_;
     std::string failure_;
     std::array<char, 16 * 1024> chunk_{};
@@ -405,6 +407,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             if (header_ec == bhttp::error::header_limit) {
                 co_await write(stream, protocol_error(431, "request headers are too large"), false);
             } else if (header_ec == bhttp::error::body_limit) {
+                unread_body = true;
                 co_await write(stream, protocol_error(413, "request body is too large"), false);
             } else if (header_ec != bhttp::error::end_of_stream &&
                        header_ec != beast::error::timeout && header_ec != asio::error::eof &&
@@ -412,6 +415,16 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
                        header_ec != asio::error::connection_reset && buffer.size() > 0) {
                 co_await write(stream, protocol_error(400, "malformed HTTP request"), false);
             }
+            break;
+        }
+        const bool will_stream = options.stream_body_threshold > 0 && !parser.is_done() &&
+                                 (parser.chunked() || parser.content_length().value_or(0) >
+                                                          options.stream_body_threshold);
+        if (may_stream && !will_stream &&
+            parser.content_length().value_or(0) > options.max_body_bytes) {
+            // Checked before any 100 Continue, so the client does not start sending it.
+            unread_body = true;
+            co_await write(stream, protocol_error(413, "request body is too large"), false);
             break;
         }
         if (!parser.is_done() && iequals(parser.get()[bhttp::field::expect], "100-continue")) {
@@ -424,25 +437,20 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         }
         std::unique_ptr<StreamingParser> streaming_parser;
         std::shared_ptr<RequestBodyStream> body_stream;
-        if (options.stream_body_threshold > 0 && !parser.is_done() &&
-            (parser.chunked() ||
-             parser.content_length().value_or(0) > options.stream_body_threshold)) {
+        if (will_stream) {
             // Beast lets a parser change its body type between the head and the body.
             streaming_parser = std::make_unique<StreamingParser>(std::move(parser));
             streaming_parser->body_limit(options.max_streamed_body_bytes);
             body_stream = std::make_shared<RequestBodyStream>(stream, buffer, *streaming_parser,
                                                               options.body_timeout);
         } else if (!parser.is_done()) {
-            if (may_stream && parser.content_length().value_or(0) > options.max_body_bytes) {
-                co_await write(stream, protocol_error(413, "request body is too large"), false);
-                break;
-            }
             stream.expires_after(options.body_timeout);
             auto [body_ec, body_bytes] =
                 co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
             (void)body_bytes;
             if (body_ec) {
                 if (body_ec == bhttp::error::body_limit) {
+                    unread_body = true;
                     co_await write(stream, protocol_error(413, "request body is too large"), false);
                 } else if (body_ec == beast::error::timeout) {
                     co_await write(stream,

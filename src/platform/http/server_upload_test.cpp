@@ -585,7 +585,7 @@ TEST(ServerUploadTest, ClientStoppingMidBodyFailsTheStreamAfterTheBodyTimeout) {
     EXPECT_TRUE(log->streamed == part);
     ASSERT_TRUE(log->error);
     EXPECT_THAT(*log->error, HasSubstr("not received in time"));
-    // The timeout bounds the wait for the next bytes, from the last piece.
+    // The timeout runs from the head: the client stalled right after its first bytes.
     EXPECT_GE(log->waited_for_error, 250ms);
     EXPECT_LT(log->waited_for_error, 2s);
     ASSERT_TRUE(log->after_error);
@@ -594,31 +594,30 @@ TEST(ServerUploadTest, ClientStoppingMidBodyFailsTheStreamAfterTheBodyTimeout) {
     EXPECT_TRUE(eventually([&] { return server.server().open_connections() == 0; }));
 }
 
-TEST(ServerUploadTest, BodyTimeoutBoundsEachReadNotTheWholeBody) {
+// body_timeout bounds the whole body, as for buffered bodies: a client trickling a few bytes
+// now and then cannot hold the connection (and, behind a proxy, an upstream one) for longer.
+TEST(ServerUploadTest, BodyTimeoutBoundsTheWholeStreamedBody) {
     auto log = std::make_shared<UploadLog>();
     auto options = streaming();
     options.body_timeout = 300ms;
     TestServer server([&](Router& router) { add_upload_routes(router, log); }, options);
     RawClient client(server.port());
 
-    // Five chunks, each well within the timeout of the one before; together well beyond it.
-    ASSERT_TRUE(client.send(chunked_head("/upload")));
+    // Each chunk well within 300 ms of the one before; together well beyond it.
     auto started = Clock::now();
-    std::string sent;
-    for (int i = 0; i < 5; ++i) {
-        const std::string piece = random_bytes(100, static_cast<unsigned>(i));
-        ASSERT_TRUE(client.send(chunk(piece)));
-        sent += piece;
-        ASSERT_TRUE(eventually([&] { return log->streamed_bytes.load() == sent.size(); }));
+    ASSERT_TRUE(client.send(chunked_head("/upload")));
+    for (int i = 0; i < 8 && !log->returned.load(); ++i) {
+        if (!client.send(chunk(random_bytes(100, static_cast<unsigned>(i))))) break;
         std::this_thread::sleep_for(100ms);  // the pace of a slow uploader, not synchronisation
     }
-    EXPECT_GT(Clock::now() - started, 450ms);
-    auto response = client.exchange("0\r\n\r\n");
-    ASSERT_TRUE(response);
-    EXPECT_EQ(response->result_int(), 200);
-    EXPECT_EQ(response->body(), "streamed 500");
+    ASSERT_TRUE(eventually([&] { return log->returned.load(); }));
+    const auto failed_after = Clock::now() - started;
+    EXPECT_GE(failed_after, 250ms);
+    EXPECT_LT(failed_after, 2s);
     std::lock_guard lock(log->mutex);
-    EXPECT_FALSE(log->error);
+    ASSERT_TRUE(log->error);
+    EXPECT_THAT(*log->error, HasSubstr("not received in time"));
+    EXPECT_LT(log->streamed.size(), 800u);
 }
 
 TEST(ServerUploadTest, ContentLengthOverMaxBodyButUnderTheStreamedLimitStreams) {

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -116,6 +117,18 @@ Response gateway_error(json::ErrorCode code, int status, std::string_view messag
         http::error_response(code, message, request.context.request_id, {}, retry_after);
     response.status = status;
     return response;
+}
+
+// The answer when the client's own streamed body fails: too large 413, too slow 408, else 400.
+Response body_failure_response(std::string_view reason, const http::Request& request) {
+    if (reason.find("too large") != std::string_view::npos ||
+        reason.find("size limit") != std::string_view::npos) {
+        return gateway_error(json::ErrorCode::PayloadTooLarge, 413, reason, request);
+    }
+    if (reason.find("in time") != std::string_view::npos) {
+        return gateway_error(json::ErrorCode::RequestTimeout, 408, reason, request);
+    }
+    return gateway_error(json::ErrorCode::ValidationError, 400, reason, request);
 }
 
 std::string base_url(const std::string& scheme, const std::string& host, std::uint16_t port) {
@@ -257,41 +270,76 @@ class StrandBody final : public http::BodySource {
     asio::any_io_executor strand_;
 };
 
+// The upstream connection after a 101: its pool slot is returned when it is destroyed, which
+// must happen on the client's strand.
+class StrandTunnel final : public http::Tunnel {
+  public:
+    StrandTunnel(std::shared_ptr<http::Tunnel> inner, asio::any_io_executor strand)
+        : inner_(std::move(inner)), strand_(std::move(strand)) {}
+    ~StrandTunnel() override {
+        asio::post(strand_, [inner = std::move(inner_)]() mutable { inner.reset(); });
+    }
+    std::string take_buffered() override { return inner_->take_buffered(); }
+    asio::awaitable<platform::Expected<std::size_t, std::string>> read_some(
+        std::span<char> into) override {
+        return inner_->read_some(into);
+    }
+    asio::awaitable<platform::Expected<void, std::string>> write(std::string_view bytes) override {
+        return inner_->write(bytes);
+    }
+    void shutdown_send() override { inner_->shutdown_send(); }
+
+  private:
+    std::shared_ptr<http::Tunnel> inner_;
+    asio::any_io_executor strand_;
+};
+
 class UpstreamClient {
   public:
     UpstreamClient(asio::any_io_executor executor, http::ClientOptions options, bool stranded)
         : executor_(stranded ? asio::any_io_executor(asio::make_strand(executor)) : executor),
           stranded_(stranded),
-          client_(executor_, std::move(options)) {}
+          client_(std::make_shared<http::HttpClient>(executor_, std::move(options))) {}
+    ~UpstreamClient() {
+        // The pool's state belongs to the strand: the client is closed and destroyed there.
+        if (stranded_)
+            asio::post(executor_, [client = std::move(client_)]() mutable { client.reset(); });
+    }
+    UpstreamClient(const UpstreamClient&) = delete;
+    UpstreamClient& operator=(const UpstreamClient&) = delete;
 
     asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>> send_streamed(
         http::ClientRequest request) {
-        if (!stranded_) co_return co_await client_.send_streamed(std::move(request));
-        auto result = co_await on_strand(executor_, client_.send_streamed(std::move(request)));
+        if (!stranded_) co_return co_await client_->send_streamed(std::move(request));
+        auto result = co_await on_strand(executor_, client_->send_streamed(std::move(request)));
         if (result && result->body) {
             result->body = std::make_shared<StrandBody>(std::move(result->body), executor_);
+        }
+        if (result && result->upgraded) {
+            result->upgraded =
+                std::make_shared<StrandTunnel>(std::move(result->upgraded), executor_);
         }
         co_return result;
     }
 
     void close() {
         if (!stranded_) {
-            client_.close();
+            client_->close();
             return;
         }
-        asio::post(executor_, [this] { client_.close(); });
+        asio::post(executor_, [client = client_] { client->close(); });
     }
 
     asio::awaitable<platform::Expected<http::ClientResponse, http::ClientError>> send(
         http::ClientRequest request) {
-        if (!stranded_) co_return co_await client_.send(std::move(request));
-        co_return co_await on_strand(executor_, client_.send(std::move(request)));
+        if (!stranded_) co_return co_await client_->send(std::move(request));
+        co_return co_await on_strand(executor_, client_->send(std::move(request)));
     }
 
   private:
     asio::any_io_executor executor_;
     bool stranded_;
-    http::HttpClient client_;
+    std::shared_ptr<http::HttpClient> client_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +534,8 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
     // Upstream clients by their settings, so a reload keeps warm connection pools.
     std::map<std::string, std::weak_ptr<UpstreamClient>> clients;
     std::map<std::string, std::shared_ptr<JwksCache>> jwks_caches;
+    // By plugin scope, kept across reloads so counts survive them.
+    std::map<std::string, std::unique_ptr<cache::LocalRateCounter>> local_counters;
     std::shared_ptr<std::atomic<int>> mirrors_in_flight = std::make_shared<std::atomic<int>>(0);
     static constexpr int kMaxMirrorsInFlight = 256;
     std::mt19937_64 random{std::random_device{}()};
@@ -582,6 +632,11 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         services.local_counter = &local_counter;
         services.redis_counter = fallback_counter.get();
         services.jwks_cache_for = [this](const std::string& url) { return jwks_cache_for(url); };
+        services.local_counter_for = [this](const std::string& scope) -> cache::RateCounter* {
+            auto& counter = local_counters[scope];
+            if (!counter) counter = std::make_unique<cache::LocalRateCounter>();
+            return counter.get();
+        };
         auto add_plugins = [&](const std::vector<PluginSpec>& specs, const std::string& scope) {
             for (const auto& spec : specs) {
                 if (!spec.enabled) continue;
@@ -693,22 +748,39 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
     }
 
     // Reads a streamed request body into request.body; an answer when that fails (413, 400).
-    static asio::awaitable<std::optional<Response>> gather_body(http::Request& request) {
-        constexpr std::size_t kLimit = 1024 * 1024;
+    static asio::awaitable<std::optional<Response>> gather_body(http::Request& request,
+                                                                std::size_t limit) {
         auto source = std::move(request.body_stream);
+        if (auto length = request.header("Content-Length"); !length.empty()) {
+            std::uint64_t declared = 0;
+            std::from_chars(length.data(), length.data() + length.size(), declared);
+            if (declared > limit) {
+                // Refused from the declaration alone: nothing of it is read.
+                co_return gateway_error(json::ErrorCode::PayloadTooLarge, 413,
+                                        "request body is too large", request);
+            }
+        }
         for (;;) {
             auto piece = co_await source->next();
-            if (!piece) {
-                co_return gateway_error(json::ErrorCode::ValidationError, 400, piece.error(),
-                                        request);
-            }
+            if (!piece) co_return body_failure_response(piece.error(), request);
             if (piece->empty()) co_return std::nullopt;
-            if (request.body.size() + piece->size() > kLimit) {
+            if (request.body.size() + piece->size() > limit) {
                 co_return gateway_error(json::ErrorCode::PayloadTooLarge, 413,
                                         "request body is too large", request);
             }
             request.body.append(piece->data(), piece->size());
         }
+    }
+
+    // Modules answer errors by throwing; the plugins must see those answers too.
+    asio::awaitable<Response> dispatch_in_process(http::Request& request) {
+        std::exception_ptr failure;
+        try {
+            co_return co_await local_dispatch(request);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        co_return http::response_for_exception(failure, request);
     }
 
     asio::awaitable<Response> handle(http::Request& request);
@@ -747,6 +819,11 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
         match.route->name.empty() ? match.matched_prefix : std::string_view(match.route->name);
     request.target = *normalized;
 
+    // Identity headers are the gateway's to set: whatever a client sent never reaches a
+    // service, whichever plugins the route has.
+    std::erase_if(request.headers, [](const auto& header) {
+        return header.first.size() >= 7 && http::iequals(header.first.substr(0, 7), "X-User-");
+    });
     Exchange exchange{request, match, {}, {}};
     std::optional<Response> answer;
     for (const PluginSpec* spec : match.plugins) {
@@ -761,14 +838,14 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
         request.target = match.upstream_path(request.target);
         if (request.body_stream) {
             // Modules read whole bodies: gather it, within the server's body limit.
-            auto gathered = co_await gather_body(request);
+            auto gathered = co_await gather_body(request, options.max_body_bytes);
             if (gathered) {
                 response = std::move(*gathered);
             } else {
-                response = co_await local_dispatch(request);
+                response = co_await dispatch_in_process(request);
             }
         } else {
-            response = co_await local_dispatch(request);
+            response = co_await dispatch_in_process(request);
         }
     } else {
         response = co_await proxy(request, match, current->services.at(match.service));
@@ -889,6 +966,12 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         // The client must not replay a request whose bytes may have reached the upstream.
         attempt_request.replay_on_stale_connection = false;
         auto result = co_await runtime.client->send_streamed(std::move(attempt_request));
+        if (!result && result.error().kind == http::ClientError::RequestBody) {
+            // The client's body failed, not the upstream: no retry, no mark on the target.
+            runtime.balancer->succeeded(target);
+            if (comparison) comparison->primary_finished(400, {}, false);
+            co_return body_failure_response(result.error().message, request);
+        }
         if (!result) {
             runtime.balancer->failed(target);
             const auto& failure = result.error();
@@ -1088,8 +1171,23 @@ asio::awaitable<void> Gateway::run_health_checks() {
     }
 }
 
-std::string builtin_gateway_yaml(const std::vector<std::pair<std::string, std::string>>& modules) {
-    std::string yaml = "_format_version: \"3.0\"\nservices:\n";
+std::string builtin_gateway_yaml(const std::vector<std::pair<std::string, std::string>>& modules,
+                                 const BuiltinCors& cors) {
+    std::string yaml = "_format_version: \"3.0\"\n";
+    if (!cors.origins.empty()) {
+        // The pipeline's defaults (platform/http/pipeline.h), as a global cors plugin.
+        yaml += "plugins:\n  - name: cors\n    config:\n      origins:\n";
+        for (const auto& origin : cors.origins) yaml += "        - \"" + origin + "\"\n";
+        yaml += "      credentials: " + std::string(cors.credentials ? "true" : "false") + "\n";
+        yaml +=
+            "      methods: [GET, POST, PUT, PATCH, DELETE, OPTIONS]\n"
+            "      headers: [Authorization, Content-Type, X-Request-ID, X-API-Key, If-Match, "
+            "traceparent]\n"
+            "      exposed_headers: [X-Request-ID, ETag, Retry-After, X-RateLimit-Limit, "
+            "X-RateLimit-Remaining, X-RateLimit-Reset]\n"
+            "      max_age: 600\n";
+    }
+    yaml += "services:\n";
     for (const auto& [name, base_path] : modules) {
         if (base_path.empty()) continue;
         yaml += "  - name: " + name + "\n    module: " + name + "\n    routes:\n";

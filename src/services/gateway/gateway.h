@@ -27,6 +27,8 @@ struct GatewayOptions {
     std::vector<std::string> local_modules;
     // More than one thread runs the io_context: upstream clients then live on strands.
     bool multi_threaded = false;
+    // The largest body an in-process module receives (http.max_body_bytes).
+    std::size_t max_body_bytes = 1024 * 1024;
 };
 
 using LocalDispatch =
@@ -65,6 +67,14 @@ class Gateway {
 
 // The all-in-one default: every module's base path routed to it in-process, with `jwt` on all
 // but the public security endpoints. `modules` is (name, base path) of this process's modules.
-std::string builtin_gateway_yaml(const std::vector<std::pair<std::string, std::string>>& modules);
+// The process-wide CORS settings (http.cors.*), which the built-in configuration turns into a
+// global cors plugin, so they keep applying behind the edge.
+struct BuiltinCors {
+    std::vector<std::string> origins;
+    bool credentials = false;
+};
+
+std::string builtin_gateway_yaml(const std::vector<std::pair<std::string, std::string>>& modules,
+                                 const BuiltinCors& cors = {});
 
 }  // namespace aether::services::gateway

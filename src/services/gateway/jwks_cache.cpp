@@ -1,6 +1,10 @@
 // Fetching and caching the JWKS behind the jwt plugin.
 #include "services/gateway/jwks_cache.h"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "platform/auth/jwk.h"
 #include "platform/auth/jwt.h"
 #include "platform/telemetry/log.h"
@@ -16,6 +20,11 @@ JwksCache::JwksCache(std::string url, Fetch fetch, std::chrono::seconds refresh_
       fetch_(std::move(fetch)),
       refresh_interval_(refresh_interval),
       min_refetch_(min_refetch) {}
+
+bool JwksCache::fetching() const {
+    std::lock_guard lock(mutex_);
+    return fetches_in_flight_ > 0;
+}
 
 std::shared_ptr<const auth::JwtCodec> JwksCache::lookup(const std::string& kid) const {
     std::lock_guard lock(mutex_);
@@ -39,6 +48,18 @@ boost::asio::awaitable<std::shared_ptr<const auth::JwtCodec>> JwksCache::find(st
         (void)co_await refresh(leeway_seconds);
         codec = lookup(kid);
     }
+    if (codec == nullptr) {
+        // Another request's fetch may be under way (a cold start, a rotation): wait for it
+        // rather than refusing a token its result will accept.
+        auto executor = co_await boost::asio::this_coro::executor;
+        boost::asio::steady_timer timer(executor);
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (fetching() && std::chrono::steady_clock::now() < give_up) {
+            timer.expires_after(std::chrono::milliseconds(10));
+            co_await timer.async_wait(boost::asio::use_awaitable);
+        }
+        codec = lookup(kid);
+    }
     co_return codec;
 }
 
@@ -50,7 +71,15 @@ boost::asio::awaitable<platform::Expected<void, std::string>> JwksCache::refresh
         std::lock_guard lock(mutex_);
         fetched_at_ = std::chrono::steady_clock::now();
         fetched_ = true;
+        ++fetches_in_flight_;
     }
+    struct InFlight {
+        JwksCache& cache;
+        ~InFlight() {
+            std::lock_guard lock(cache.mutex_);
+            --cache.fetches_in_flight_;
+        }
+    } in_flight{*this};
     auto document = co_await fetch_(url_);
     if (!document) {
         platform::telemetry::log_error("JWKS fetch failed; keeping the keys we have",

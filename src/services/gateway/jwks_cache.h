@@ -41,6 +41,7 @@ class JwksCache {
 
   private:
     std::shared_ptr<const platform::auth::JwtCodec> lookup(const std::string& kid) const;
+    bool fetching() const;
 
     std::string url_;
     Fetch fetch_;
@@ -50,6 +51,7 @@ class JwksCache {
     std::map<std::string, std::shared_ptr<const platform::auth::JwtCodec>> keys_;
     std::chrono::steady_clock::time_point fetched_at_{};
     bool fetched_ = false;
+    int fetches_in_flight_ = 0;
 };
 
 }  // namespace aether::services::gateway

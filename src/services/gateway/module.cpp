@@ -65,6 +65,7 @@ class GatewayModule final : public runtime::Module {
         options.config_path = settings.get_string("gateway.config");
         options.redis_url = settings.get_secret("cache.redis_url");
         options.multi_threaded = context.io_threads() > 1;
+        options.max_body_bytes = static_cast<std::size_t>(settings.get_int("http.max_body_bytes"));
         std::vector<std::pair<std::string, std::string>> local;
         for (const auto& [module, base_path] : context.modules()) {
             if (module == "gateway") continue;
@@ -77,7 +78,10 @@ class GatewayModule final : public runtime::Module {
                     "gateway.config (AETHER_GATEWAY_CONFIG) must name the gateway file when the "
                     "gateway runs without other modules");
             }
-            options.builtin_yaml = builtin_gateway_yaml(local);
+            BuiltinCors cors;
+            cors.origins = settings.get_list("http.cors.allowed_origins");
+            cors.credentials = settings.get_bool("http.cors.allow_credentials");
+            options.builtin_yaml = builtin_gateway_yaml(local, cors);
             options.plugin_options.pass_api_keys = true;
         }
         auto* module_context = &context;

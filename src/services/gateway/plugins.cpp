@@ -191,9 +191,7 @@ class JwtPlugin final : public Plugin {
         if (!config_.run_on_preflight && request.method == http::Method::Options) {
             co_return std::nullopt;
         }
-        // Identity headers are ours to set; a client must never be able to send them.
-        std::erase_if(request.headers,
-                      [](const auto& header) { return starts_with_ci(header.first, "X-User-"); });
+        // Client-sent X-User-* headers were already removed by the gateway.
         for (auto name : {"jwt", "token", "access_token"}) {
             if (request.query(name)) {
                 co_return error(json::ErrorCode::Unauthorized, 401,
@@ -549,7 +547,8 @@ std::shared_ptr<Plugin> make_plugin(const PluginSpec& spec, const GatewayConfig&
                                            options);
     }
     if (const auto* limits = spec.get<RateLimitingPluginConfig>()) {
-        cache::RateCounter* counter = services.local_counter;
+        cache::RateCounter* counter =
+            services.local_counter_for ? services.local_counter_for(scope) : services.local_counter;
         if (limits->policy == RateLimitingPluginConfig::Policy::Redis) {
             if (services.redis_counter == nullptr) {
                 throw std::runtime_error(

@@ -48,6 +48,9 @@ class Plugin {
 struct PluginServices {
     const platform::auth::JwtCodec* platform_jwt = nullptr;
     platform::cache::RateCounter* local_counter = nullptr;
+    // Local counters per plugin scope, so one route's flood of keys cannot fill another's
+    // table; when unset, local_counter serves every scope.
+    std::function<platform::cache::RateCounter*(const std::string& scope)> local_counter_for;
     // The counter of policy redis (Redis with a local fallback); null when no Redis is set up.
     platform::cache::RateCounter* redis_counter = nullptr;
     // The cached key set behind a jwt plugin's jwks_url (one per URL, shared across reloads).
