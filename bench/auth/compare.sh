@@ -56,6 +56,43 @@ for _ in $(seq 1 600); do curl -sf -o /dev/null http://127.0.0.1:18000/health &&
 taskset -c 0 "$shared/auth-bench.sh" http://127.0.0.1:18000 "$secs"
 
 echo
+rounds=${ROUNDS:-5}
+echo "== ratios over $rounds interleaved rounds (aether then Python, each pinned to core 1) =="
+# One pair of runs cannot show a ratio on a VM that moves ±15% between runs: alternate the two
+# servers, scenario by scenario, and report the median ratio.
+token=$(curl -sf -XPOST http://127.0.0.1:18081/api/v1/auth/login -H 'content-type: application/json' \
+  -d '{"email":"test@example.com","password":"TestPass123!"}' |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=%s\n' \
+  "'{\"token\":\"$token\"}'" >"$work/validate-aether.lua"
+seed_token=$(curl -sf -XPOST http://127.0.0.1:18000/api/v1/auth/login -H 'content-type: application/json' \
+  -d '{"email":"test@example.com","password":"TestPass123!"}' |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+printf 'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\nwrk.body=%s\n' \
+  "'{\"token\":\"$seed_token\"}'" >"$work/validate-seed.lua"
+rps() {  # url [wrk args...]
+  local url=$1; shift
+  taskset -c 0 wrk -t1 -c32 -d"${secs}s" "$@" "$url" | awk '/Requests\/sec/{print $2}'
+}
+for scenario in health validate; do
+  ratios=()
+  for round in $(seq 1 "$rounds"); do
+    if [[ $scenario == health ]]; then
+      ours=$(rps http://127.0.0.1:18081/health)
+      theirs=$(rps http://127.0.0.1:18000/health)
+    else
+      ours=$(rps http://127.0.0.1:18081/api/v1/auth/validate -s "$work/validate-aether.lua")
+      theirs=$(rps http://127.0.0.1:18000/api/v1/auth/validate -s "$work/validate-seed.lua")
+    fi
+    ratio=$(python3 -c "print(f'{$ours / $theirs:.1f}')")
+    ratios+=("$ratio")
+    echo "$scenario round $round: aether $ours req/s, Python $theirs req/s, ratio ${ratio}x"
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  echo "$scenario median ratio over $rounds rounds: ${median}x"
+done
+
+echo
 echo "== login throughput, aether unpinned ($(nproc) cores) =="
 start_aether 18082 "" "$work/unpinned"
 curl -s -o /dev/null -XPOST http://127.0.0.1:18082/api/v1/auth/register -H 'content-type: application/json' \

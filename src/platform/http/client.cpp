@@ -677,7 +677,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         wire.head_method = verb == bhttp::verb::head;
         wire.idempotent = verb != bhttp::verb::unknown && is_idempotent(verb);
         std::string& head = wire.head;
-        head.reserve(256 + request.headers.size() * 40);
+        // One allocation: a proxied request carries long values (tokens, trace context).
+        std::size_t size = 128 + request.method.size() + url.target.size() +
+                           url.host_header.size() + options_.user_agent.size();
+        for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
+        head.reserve(size);
         head.append(request.method);
         head.push_back(' ');
         head.append(url.target);

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "platform/auth/jwt.h"
 #include "platform/auth/tokens.h"
@@ -249,10 +251,10 @@ class JwtPlugin final : public Plugin {
             co_return error(json::ErrorCode::Unauthorized, 401,
                             "token lifetime exceeds the maximum expiration", exchange);
         }
+        auto identity = identity_of(token, *claims);
         request.headers.emplace_back("X-User-ID", claims->sub);
-        request.headers.emplace_back("X-User-Roles", join(claims->roles, ","));
-        request.headers.emplace_back("X-User-Permissions",
-                                     join(http::effective_permissions(*claims), ","));
+        request.headers.emplace_back("X-User-Roles", identity->roles);
+        request.headers.emplace_back("X-User-Permissions", identity->permissions);
         request.context.user_id = claims->sub;
         exchange.consumer = consumer.empty() ? claims->sub : consumer;
         co_return std::nullopt;
@@ -263,6 +265,39 @@ class JwtPlugin final : public Plugin {
         std::shared_ptr<const auth::JwtCodec> codec;
         std::string consumer;
     };
+
+    // The forwarded role and permission lists of a verified token. Deriving permissions from
+    // roles and joining them cost more than the (cached) verification itself; a token's claims
+    // never change, so the lists are remembered per token, the token still verified each time.
+    struct Identity {
+        std::string roles;
+        std::string permissions;
+    };
+    struct TokenHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view token) const noexcept {
+            return std::hash<std::string_view>{}(token);
+        }
+    };
+    static constexpr std::size_t kIdentityCacheEntries = 8192;
+
+    std::shared_ptr<const Identity> identity_of(std::string_view token,
+                                                const auth::Claims& claims) {
+        {
+            std::lock_guard lock(identities_mutex_);
+            if (auto found = identities_.find(token); found != identities_.end()) {
+                return found->second;
+            }
+        }
+        auto identity = std::make_shared<Identity>();
+        identity->roles = join(claims.roles, ",");
+        identity->permissions = join(http::effective_permissions(claims), ",");
+        std::lock_guard lock(identities_mutex_);
+        // Bounded: a full table starts over rather than growing with every token seen.
+        if (identities_.size() >= kIdentityCacheEntries) identities_.clear();
+        identities_.emplace(std::string(token), identity);
+        return identity;
+    }
 
     std::string_view find_token(const http::Request& request) const {
         for (const auto& name : config_.header_names) {
@@ -337,6 +372,9 @@ class JwtPlugin final : public Plugin {
     std::shared_ptr<JwksCache> jwks_;
     PluginOptions options_;
     std::map<std::string, Key, std::less<>> keys_;
+    std::mutex identities_mutex_;
+    std::unordered_map<std::string, std::shared_ptr<const Identity>, TokenHash, std::equal_to<>>
+        identities_;
 };
 
 // ---------------------------------------------------------------------------------------------
