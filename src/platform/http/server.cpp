@@ -519,11 +519,14 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         // Closing with unread input makes the kernel send a reset, which can overtake the
         // answer on a real network: read and drop what the client still sends, briefly
         // ("lingering close", as nginx does).
-        std::array<char, 16 * 1024> sink{};
+        // The connection's own buffer is the sink: a local array would live in every
+        // session's coroutine frame, idle connections included.
         std::size_t discarded = 0;
         stream.expires_after(std::chrono::seconds(2));
         while (discarded < (4u << 20)) {
-            auto [linger_ec, bytes] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+            buffer.consume(buffer.size());
+            auto [linger_ec, bytes] =
+                co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
             if (linger_ec) break;
             discarded += bytes;
         }
