@@ -1,0 +1,214 @@
+// CloudEvents envelopes (creation, structured-mode JSON, strict parsing) and topic matching.
+#include "platform/bus/bus.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <cctype>
+#include <chrono>
+#include <system_error>
+
+#include "platform/auth/tokens.h"
+#include "platform/telemetry/clock.h"
+
+namespace aether::platform::bus {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kSpecVersion = "1.0";
+constexpr std::string_view kContentType = "application/json";
+
+bool digits(std::string_view text, std::size_t from, std::size_t count) {
+    if (from + count > text.size()) return false;
+    for (std::size_t i = from; i < from + count; ++i) {
+        if (std::isdigit(static_cast<unsigned char>(text[i])) == 0) return false;
+    }
+    return true;
+}
+
+// RFC 3339 date-time syntax: "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)", with field ranges checked.
+// Producers other than ours (a client on RabbitMQ) may use another precision or offset.
+bool is_rfc3339(std::string_view text) {
+    if (!digits(text, 0, 4) || text.size() < 20 || text[4] != '-' || !digits(text, 5, 2) ||
+        text[7] != '-' || !digits(text, 8, 2) || (text[10] != 'T' && text[10] != 't') ||
+        !digits(text, 11, 2) || text[13] != ':' || !digits(text, 14, 2) || text[16] != ':' ||
+        !digits(text, 17, 2)) {
+        return false;
+    }
+    auto number = [&](std::size_t at) { return (text[at] - '0') * 10 + (text[at + 1] - '0'); };
+    if (number(5) < 1 || number(5) > 12 || number(8) < 1 || number(8) > 31 || number(11) > 23 ||
+        number(14) > 59 || number(17) > 60) {
+        return false;
+    }
+    std::size_t at = 19;
+    if (text[at] == '.') {
+        ++at;
+        std::size_t start = at;
+        while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at])) != 0) ++at;
+        if (at == start) return false;
+    }
+    if (at >= text.size()) return false;
+    if (text[at] == 'Z' || text[at] == 'z') return at + 1 == text.size();
+    if (text[at] != '+' && text[at] != '-') return false;
+    return at + 6 == text.size() && digits(text, at + 1, 2) && text[at + 3] == ':' &&
+           digits(text, at + 4, 2) && number(at + 1) <= 23 && number(at + 4) <= 59;
+}
+
+// The words of a topic: "" has none (as in RabbitMQ), "a..b" has an empty middle word.
+std::vector<std::string_view> words_of(std::string_view topic) {
+    std::vector<std::string_view> words;
+    if (topic.empty()) return words;
+    std::size_t start = 0;
+    while (true) {
+        auto dot = topic.find('.', start);
+        if (dot == std::string_view::npos) {
+            words.push_back(topic.substr(start));
+            return words;
+        }
+        words.push_back(topic.substr(start, dot - start));
+        start = dot + 1;
+    }
+}
+
+}  // namespace
+
+Event make_event(std::string_view module, std::string type, json::object data,
+                 std::string traceparent) {
+    Event event;
+    event.id = auth::new_id("evt_");
+    event.source = "/aether/" + std::string(module);
+    event.type = std::move(type);
+    event.time = telemetry::format_rfc3339_ms(std::chrono::system_clock::now());
+    event.traceparent = std::move(traceparent);
+    event.data = std::move(data);
+    return event;
+}
+
+std::string to_json(const Event& event) {
+    json::object envelope;
+    envelope.reserve(8);
+    envelope["specversion"] = kSpecVersion;
+    envelope["id"] = event.id;
+    envelope["source"] = event.source;
+    envelope["type"] = event.type;
+    envelope["time"] = event.time;
+    envelope["datacontenttype"] = kContentType;
+    if (!event.traceparent.empty()) envelope["traceparent"] = event.traceparent;
+    envelope["data"] = event.data;
+    return json::serialize(envelope);
+}
+
+Expected<Event, std::string> parse_event(std::string_view text) {
+    std::error_code error;
+    json::value value = json::parse(text, error);
+    if (error) return unexpected("envelope is not valid JSON: " + error.message());
+    auto* envelope = value.if_object();
+    if (envelope == nullptr) return unexpected("envelope is not a JSON object");
+
+    // A required, non-empty string attribute; nullptr (with `problem` set) otherwise.
+    std::string problem;
+    auto required = [&](std::string_view name) -> const json::string* {
+        auto* attribute = envelope->if_contains(name);
+        if (attribute == nullptr) {
+            problem = "envelope is missing \"" + std::string(name) + "\"";
+            return nullptr;
+        }
+        auto* string = attribute->if_string();
+        if (string == nullptr) {
+            problem = "envelope attribute \"" + std::string(name) + "\" is not a string";
+            return nullptr;
+        }
+        if (string->empty()) {
+            problem = "envelope attribute \"" + std::string(name) + "\" is empty";
+            return nullptr;
+        }
+        return string;
+    };
+
+    auto* specversion = required("specversion");
+    if (specversion == nullptr) return unexpected(problem);
+    if (*specversion != kSpecVersion) {
+        return unexpected("unsupported specversion \"" + std::string(*specversion) +
+                          "\" (expected \"1.0\")");
+    }
+    Event event;
+    for (auto [name, target] : {std::pair<std::string_view, std::string*>{"id", &event.id},
+                                {"source", &event.source},
+                                {"type", &event.type},
+                                {"time", &event.time}}) {
+        auto* attribute = required(name);
+        if (attribute == nullptr) return unexpected(problem);
+        *target = std::string(*attribute);
+    }
+    if (!is_rfc3339(event.time)) {
+        return unexpected("envelope attribute \"time\" is not an RFC 3339 timestamp");
+    }
+    if (auto* content_type = envelope->if_contains("datacontenttype")) {
+        auto* string = content_type->if_string();
+        if (string == nullptr)
+            return unexpected("envelope attribute \"datacontenttype\" is not a string");
+        if (*string != kContentType) {
+            return unexpected("unsupported datacontenttype \"" + std::string(*string) +
+                              "\" (expected \"application/json\")");
+        }
+    }
+    if (auto* traceparent = envelope->if_contains("traceparent")) {
+        auto* string = traceparent->if_string();
+        if (string == nullptr)
+            return unexpected("envelope attribute \"traceparent\" is not a string");
+        event.traceparent = std::string(*string);
+    }
+    auto* data = envelope->if_contains("data");
+    if (data == nullptr) return unexpected("envelope is missing \"data\"");
+    if (!data->is_object()) return unexpected("envelope attribute \"data\" is not a JSON object");
+    event.data = std::move(data->get_object());
+    return event;
+}
+
+bool topic_matches(std::string_view pattern, std::string_view routing_key) {
+    auto pattern_words = words_of(pattern);
+    auto key_words = words_of(routing_key);
+    const auto n = key_words.size();
+    // matched[j]: the pattern words so far match the first j key words.
+    std::vector<char> matched(n + 1, 0);
+    matched[0] = 1;
+    for (auto word : pattern_words) {
+        std::vector<char> next(n + 1, 0);
+        if (word == "#") {
+            // Zero or more words: reachable from any earlier matched prefix.
+            bool any = false;
+            for (std::size_t j = 0; j <= n; ++j) {
+                any = any || matched[j] != 0;
+                next[j] = any ? 1 : 0;
+            }
+        } else {
+            for (std::size_t j = 1; j <= n; ++j) {
+                next[j] = matched[j - 1] != 0 && (word == "*" || word == key_words[j - 1]) ? 1 : 0;
+            }
+        }
+        matched = std::move(next);
+    }
+    return matched[n] != 0;
+}
+
+asio::awaitable<std::vector<std::string>> Bus::publish_batch(std::vector<Event> events) {
+    std::vector<std::string> outcomes(events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        try {
+            co_await publish(std::move(events[i]));
+        } catch (const std::exception& failure) {
+            outcomes[i] = failure.what();
+            if (outcomes[i].empty()) outcomes[i] = "publish failed";
+        }
+        if (outcomes[i].empty()) continue;
+        for (std::size_t later = i + 1; later < events.size(); ++later) {
+            outcomes[later] = std::string(kNotAttempted);
+        }
+        break;
+    }
+    co_return outcomes;
+}
+
+}  // namespace aether::platform::bus

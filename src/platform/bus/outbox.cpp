@@ -1,0 +1,455 @@
+// The transactional outbox and its relay: rows appended in a module's transactions, published in
+// order with confirms, marked sent, and deleted after a while.
+#include "platform/bus/outbox.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "outbox_migrations.h"
+#include "platform/sql/database.h"
+#include "platform/sql/migrations.h"
+#include "platform/telemetry/clock.h"
+#include "platform/telemetry/log.h"
+
+namespace aether::platform::bus {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using Strand = asio::strand<asio::any_io_executor>;
+
+std::string now_text() {
+    return telemetry::format_rfc3339_ms(std::chrono::system_clock::now());
+}
+
+// What one round of publishing did.
+struct RoundOutcome {
+    bool failed = false;   // a publish failed: back off before the next round
+    bool more = false;     // a full batch was published: more rows may be pending
+    bool blocked = false;  // another relay holds older rows (PostgreSQL replicas)
+};
+
+// Sent rows are deleted at most this often, and at every idle moment when keep_sent is shorter.
+constexpr std::chrono::milliseconds kMaxCleanupInterval{60000};
+
+// The relay's shared state; OutboxRelay::State (private in the header) derives from it so the
+// coroutines below can name it.
+struct RelayState {
+    RelayState(std::shared_ptr<sql::Database> database_in, Bus& bus_in, RelayOptions options_in)
+        : database(std::move(database_in)), bus(bus_in), options(options_in) {}
+
+    std::shared_ptr<sql::Database> database;
+    Bus& bus;
+    const RelayOptions options;
+
+    std::atomic<std::uint64_t> published{0};
+    std::atomic<std::uint64_t> publish_failures{0};
+    // notify() was called since the last round began.
+    std::atomic<bool> pending{false};
+    // A wake-up is queued on the strand already: notify() storms post at most one.
+    std::atomic<bool> wake_posted{false};
+
+    // Guards the lazy creation of the strand and its timer (the first run() or flush() supplies
+    // the executor) against notify() from other threads.
+    std::mutex mutex;
+    std::optional<Strand> strand;
+
+    // Touched on the strand only.
+    std::unique_ptr<asio::steady_timer> wake;
+    bool busy = false;  // a round is running (run() or flush())
+    std::vector<asio::steady_timer*> idle_waiters;
+    std::optional<SteadyClock::time_point> last_cleanup;
+
+    Strand bind(const asio::any_io_executor& executor) {
+        std::lock_guard lock(mutex);
+        if (!strand) {
+            strand.emplace(asio::make_strand(executor));
+            wake = std::make_unique<asio::steady_timer>(*strand);
+        }
+        return *strand;
+    }
+
+    std::chrono::milliseconds cleanup_interval() const {
+        auto keep = std::chrono::duration_cast<std::chrono::milliseconds>(options.keep_sent);
+        return std::clamp(keep, std::chrono::milliseconds(0), kMaxCleanupInterval);
+    }
+};
+
+using State = RelayState;
+
+}  // namespace
+
+asio::awaitable<void> migrate_outbox(sql::Database& database) {
+    auto migrations = outbox_migrations();
+    co_await sql::migrate(database, "outbox", std::move(migrations));
+}
+
+asio::awaitable<void> append_to_outbox(sql::Session& session, const Event& event) {
+    auto payload = to_json(event);
+    auto created_at = now_text();
+    co_await session.query(
+        "INSERT INTO outbox (id, type, payload, created_at) VALUES ($1, $2, $3, $4)", event.id,
+        event.type, payload, created_at);
+}
+
+struct OutboxRelay::State : RelayState {
+    using RelayState::RelayState;
+};
+
+namespace {
+
+// Marks the relay busy for one round; waking those who wait for it to end.
+class RoundGuard {
+  public:
+    explicit RoundGuard(State& state) : state_(state) { state_.busy = true; }
+    ~RoundGuard() {
+        state_.busy = false;
+        for (auto* waiter : state_.idle_waiters) waiter->cancel();
+    }
+    RoundGuard(const RoundGuard&) = delete;
+    RoundGuard& operator=(const RoundGuard&) = delete;
+
+  private:
+    State& state_;
+};
+
+// Registers a timer as waiting for the current round to end, for the timer's lifetime.
+class IdleWaiter {
+  public:
+    IdleWaiter(State& state, asio::steady_timer& timer) : state_(state), timer_(timer) {
+        state_.idle_waiters.push_back(&timer_);
+    }
+    ~IdleWaiter() { std::erase(state_.idle_waiters, &timer_); }
+    IdleWaiter(const IdleWaiter&) = delete;
+    IdleWaiter& operator=(const IdleWaiter&) = delete;
+
+  private:
+    State& state_;
+    asio::steady_timer& timer_;
+};
+
+// Waits on the strand until no round runs or `until` passes; true when the relay is free.
+asio::awaitable<bool> wait_until_idle(State& state, SteadyClock::time_point until) {
+    while (state.busy) {
+        if (SteadyClock::now() >= until) co_return false;
+        asio::steady_timer timer(*state.strand, until);
+        IdleWaiter waiter(state, timer);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return true;
+}
+
+enum class RowResult { kDone, kFailed, kStopped };
+
+// Publishes claimed rows through `query` (bound to a Session or the Database) as one batch of
+// the bus: in flight together (one broker confirm round trip for the batch, not one per row) or
+// stored in one transaction, in order. Confirmed rows are marked sent in one statement. A row the
+// broker refused stays pending for a later round, which may publish it after rows behind it that
+// were confirmed: the order holds except across a failure (consumers are idempotent and see
+// redeliveries anyway). Cancellation is checked before the batch starts.
+template <class Query>
+asio::awaitable<RowResult> publish_rows(State& state, Query& query,
+                                        const std::vector<const sql::Row*>& rows,
+                                        const asio::cancellation_state& cancellation) {
+    if (cancellation.cancelled() != asio::cancellation_type::none) co_return RowResult::kStopped;
+    std::vector<std::string> ids;
+    std::vector<Event> events;
+    ids.reserve(rows.size());
+    events.reserve(rows.size());
+    for (const auto* row : rows) {
+        auto id = row->get_string("id");
+        auto parsed = parse_event(row->get_string("payload"));
+        if (parsed) {
+            ids.push_back(std::move(id));
+            events.push_back(std::move(*parsed));
+            continue;
+        }
+        // Only a hand-edited row gets here; publishing it is impossible and holding every later
+        // event behind it would be worse, so it is set aside with the reason.
+        telemetry::log_error("outbox row is not a valid event; skipped",
+                             {{"id", id}, {"error", parsed.error()}});
+        auto reason = "unpublishable: " + parsed.error();
+        auto sent_at = now_text();
+        co_await query(
+            "UPDATE outbox SET sent_at = $1, last_error = $2, attempts = attempts + 1 WHERE id = "
+            "$3",
+            sent_at, reason, id);
+    }
+    if (events.empty()) co_return RowResult::kDone;
+    auto outcomes = co_await state.bus.publish_batch(std::move(events));
+
+    std::vector<sql::Value> sent{sql::Value{now_text()}};
+    std::string placeholders;
+    bool failed = false;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const auto& error = outcomes.at(i);
+        if (error == kNotAttempted) {
+            failed = true;
+            continue;
+        }
+        if (!error.empty()) {
+            failed = true;
+            state.publish_failures.fetch_add(1, std::memory_order_relaxed);
+            telemetry::log_warn("outbox publish failed; retrying later",
+                                {{"id", ids[i]}, {"error", error}});
+            co_await query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2", error,
+                ids[i]);
+            continue;
+        }
+        sent.emplace_back(ids[i]);
+        placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(sent.size());
+    }
+    if (auto confirmed = sent.size() - 1; confirmed > 0) {
+        std::string mark_sent =
+            "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id "
+            "IN (" +
+            placeholders + ")";
+        co_await query(std::move(mark_sent), std::move(sent));
+        state.published.fetch_add(confirmed, std::memory_order_relaxed);
+    }
+    co_return failed ? RowResult::kFailed : RowResult::kDone;
+}
+
+constexpr std::string_view kClaimSql =
+    "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1";
+
+// PostgreSQL: rows are claimed in a transaction with FOR UPDATE SKIP LOCKED, so a replica's relay
+// never publishes them at the same time. Two relays claiming at once can each get rows with
+// gaps that the other holds; a relay publishes only the claimed rows that are the oldest pending
+// ones without a gap, so no row is published before an older one.
+asio::awaitable<RoundOutcome> round_postgres(State& state,
+                                             const asio::cancellation_state& cancellation) {
+    RoundOutcome outcome;
+    co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
+        auto limit = static_cast<std::int64_t>(state.options.batch);
+        auto rows =
+            co_await session.query(std::string(kClaimSql) + " FOR UPDATE SKIP LOCKED", limit);
+        if (rows.empty()) co_return;
+        auto last = rows[rows.size() - 1].get_int("seq");
+        auto pending = co_await session.query(
+            "SELECT seq FROM outbox WHERE sent_at IS NULL AND seq <= $1 ORDER BY seq", last);
+        std::size_t usable = 0;
+        while (usable < rows.size() && usable < pending.size() &&
+               rows[usable].get_int("seq") == pending[usable].get_int("seq")) {
+            ++usable;
+        }
+        if (usable == 0) {
+            outcome.blocked = true;
+            co_return;
+        }
+        auto query = [&session](std::string sql, auto&&... args) {
+            return session.query(std::move(sql), std::forward<decltype(args)>(args)...);
+        };
+        std::vector<const sql::Row*> claimed;
+        for (std::size_t i = 0; i < usable; ++i) claimed.push_back(&rows[i]);
+        auto result = co_await publish_rows(state, query, claimed, cancellation);
+        if (result == RowResult::kFailed) outcome.failed = true;
+        if (result != RowResult::kDone) co_return;
+        outcome.more = usable < rows.size() || rows.size() == state.options.batch;
+    });
+    co_return outcome;
+}
+
+// SQLite: one process owns the file, so a plain read of the pending rows is enough.
+asio::awaitable<RoundOutcome> round_sqlite(State& state,
+                                           const asio::cancellation_state& cancellation) {
+    RoundOutcome outcome;
+    auto& database = *state.database;
+    auto limit = static_cast<std::int64_t>(state.options.batch);
+    auto rows = co_await database.query(std::string(kClaimSql), limit);
+    auto query = [&database](std::string sql, auto&&... args) {
+        return database.query(std::move(sql), std::forward<decltype(args)>(args)...);
+    };
+    std::vector<const sql::Row*> claimed;
+    for (const auto& row : rows) claimed.push_back(&row);
+    auto result = co_await publish_rows(state, query, claimed, cancellation);
+    if (result == RowResult::kFailed) outcome.failed = true;
+    if (result != RowResult::kDone) co_return outcome;
+    outcome.more = rows.size() == state.options.batch;
+    co_return outcome;
+}
+
+asio::awaitable<RoundOutcome> round_body(State& state,
+                                         const asio::cancellation_state& cancellation) {
+    RoundGuard guard(state);
+    state.pending.store(false);
+    if (state.database->dialect() == "postgres") {
+        co_return co_await round_postgres(state, cancellation);
+    }
+    co_return co_await round_sqlite(state, cancellation);
+}
+
+// One round on the strand; the caller has checked that no other round runs. The round is
+// shielded from the caller's cancellation, which it only checks between rows: a confirmed
+// publish is always marked sent, and a PostgreSQL claim is never rolled back half-way.
+asio::awaitable<RoundOutcome> round(State& state, const asio::cancellation_state& cancellation) {
+    auto body = round_body(state, cancellation);
+    auto shielded = asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable);
+    co_return co_await asio::co_spawn(*state.strand, std::move(body), shielded);
+}
+
+// Deletes sent rows older than keep_sent, at most every cleanup_interval().
+asio::awaitable<void> cleanup_if_due(State& state) {
+    auto now = SteadyClock::now();
+    if (state.last_cleanup && now - *state.last_cleanup < state.cleanup_interval()) co_return;
+    state.last_cleanup = now;
+    auto cutoff =
+        telemetry::format_rfc3339_ms(std::chrono::system_clock::now() - state.options.keep_sent);
+    co_await state.database->query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1",
+                                   cutoff);
+}
+
+// Sleeps until `until` on the wake timer; notify() does not shorten it (a failed broker is not
+// retried once per commit). Returns false when cancelled.
+asio::awaitable<bool> sleep_until(State& state, SteadyClock::time_point until,
+                                  const asio::cancellation_state& cancellation) {
+    while (SteadyClock::now() < until) {
+        state.wake->expires_at(until);
+        co_await state.wake->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (cancellation.cancelled() != asio::cancellation_type::none) co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<void> run_loop(std::shared_ptr<State> state) {
+    auto cancellation = co_await asio::this_coro::cancellation_state;
+    auto cancelled = [&cancellation] {
+        return cancellation.cancelled() != asio::cancellation_type::none;
+    };
+    auto backoff = state->options.backoff;
+    while (!cancelled()) {
+        if (!co_await wait_until_idle(*state, SteadyClock::time_point::max())) continue;
+        RoundOutcome outcome;
+        std::string error;
+        try {
+            outcome = co_await round(*state, cancellation);
+            if (!outcome.failed && !outcome.more) co_await cleanup_if_due(*state);
+        } catch (const std::exception& failure) {
+            error = failure.what();
+        }
+        if (cancelled()) co_return;
+        if (!error.empty()) {
+            telemetry::log_error("outbox relay round failed", {{"error", error}});
+            outcome.failed = true;
+        }
+        if (outcome.failed) {
+            if (!co_await sleep_until(*state, SteadyClock::now() + backoff, cancellation)) {
+                co_return;
+            }
+            backoff = std::min(backoff * 2, state->options.max_backoff);
+            continue;
+        }
+        backoff = state->options.backoff;
+        if (outcome.more) continue;
+        // A notify() during the round: its rows may have been committed after the claim.
+        if (state->pending.load() && !outcome.blocked) continue;
+        state->wake->expires_after(state->options.poll_interval);
+        co_await state->wake->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+}
+
+asio::awaitable<std::int64_t> flush_loop(std::shared_ptr<State> state,
+                                         std::chrono::milliseconds deadline) {
+    auto cancellation = co_await asio::this_coro::cancellation_state;
+    auto until = SteadyClock::now() + deadline;
+    auto backoff = state->options.backoff;
+    while (SteadyClock::now() < until) {
+        if (!co_await wait_until_idle(*state, until)) break;
+        RoundOutcome outcome;
+        std::string error;
+        try {
+            outcome = co_await round(*state, cancellation);
+        } catch (const std::exception& failure) {
+            error = failure.what();
+        }
+        if (!error.empty()) {
+            telemetry::log_error("outbox flush round failed", {{"error", error}});
+            outcome.failed = true;
+        }
+        if (outcome.failed) {
+            auto next = SteadyClock::now() + backoff;
+            if (next >= until) break;
+            asio::steady_timer timer(*state->strand, next);
+            co_await timer.async_wait(asio::use_awaitable);
+            backoff = std::min(backoff * 2, state->options.max_backoff);
+            continue;
+        }
+        if (!outcome.more && !outcome.blocked) break;
+        if (outcome.blocked) {
+            // Another replica publishes the older rows; look again shortly.
+            auto next = std::min(until, SteadyClock::now() + std::chrono::milliseconds(20));
+            asio::steady_timer timer(*state->strand, next);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+    }
+    auto pending = co_await state->database->query(
+        "SELECT count(*) AS pending FROM outbox WHERE sent_at IS NULL");
+    co_return pending.empty() ? 0 : pending[0].get_int("pending");
+}
+
+}  // namespace
+
+OutboxRelay::OutboxRelay(std::shared_ptr<sql::Database> database, Bus& bus, RelayOptions options)
+    : state_(std::make_shared<State>(std::move(database), bus, options)) {}
+
+OutboxRelay::~OutboxRelay() = default;
+
+asio::awaitable<void> OutboxRelay::run() {
+    auto state = state_;
+    auto executor = co_await asio::this_coro::executor;
+    auto strand = state->bind(executor);
+    // The loop runs on the relay's strand so notify() can reach its timer from any thread;
+    // cancelling this coroutine cancels the loop through co_spawn.
+    auto loop = run_loop(state);
+    try {
+        co_await asio::co_spawn(strand, std::move(loop), asio::use_awaitable);
+    } catch (const boost::system::system_error& failure) {
+        // Cancellation surfaces as operation_aborted from whatever the loop was awaiting.
+        if (failure.code() != asio::error::operation_aborted) throw;
+    }
+}
+
+void OutboxRelay::notify() {
+    state_->pending.store(true);
+    std::lock_guard lock(state_->mutex);
+    if (!state_->strand || state_->wake_posted.exchange(true)) return;
+    asio::post(*state_->strand, [state = state_] {
+        state->wake_posted.store(false);
+        state->wake->cancel();
+    });
+}
+
+asio::awaitable<std::int64_t> OutboxRelay::flush(std::chrono::milliseconds deadline) {
+    auto state = state_;
+    auto executor = co_await asio::this_coro::executor;
+    auto strand = state->bind(executor);
+    auto work = flush_loop(state, deadline);
+    co_return co_await asio::co_spawn(strand, std::move(work), asio::use_awaitable);
+}
+
+OutboxRelay::Stats OutboxRelay::stats() const {
+    Stats stats;
+    stats.published = state_->published.load(std::memory_order_relaxed);
+    stats.publish_failures = state_->publish_failures.load(std::memory_order_relaxed);
+    return stats;
+}
+
+}  // namespace aether::platform::bus

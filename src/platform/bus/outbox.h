@@ -1,0 +1,70 @@
+// The transactional outbox: a module writes its state change and the event about it in one
+// transaction of its own database; the relay publishes pending rows in order, with confirms, and
+// marks them sent. A broker outage delays events; it never loses them, and an event exists only
+// if its transaction committed.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "platform/bus/bus.h"
+
+namespace aether::platform::sql {
+class Database;
+class Session;
+}  // namespace aether::platform::sql
+
+namespace aether::platform::bus {
+
+// Creates or upgrades the outbox table in a module's database (migrations recorded under the
+// module name "outbox", so they never collide with the module's own). Run from Module::migrate.
+asio::awaitable<void> migrate_outbox(sql::Database& database);
+
+// Appends `event` to the outbox inside the caller's transaction.
+asio::awaitable<void> append_to_outbox(sql::Session& session, const Event& event);
+
+struct RelayOptions {
+    // Rows read and published per round.
+    std::size_t batch = 100;
+    // How often the table is polled when nobody calls notify() (another process may append).
+    std::chrono::milliseconds poll_interval{500};
+    // Delay after a failed publish, doubled per consecutive failure up to max_backoff.
+    std::chrono::milliseconds backoff{200};
+    std::chrono::milliseconds max_backoff{10000};
+    // Sent rows older than this are deleted.
+    std::chrono::hours keep_sent{24};
+};
+
+// Publishes a database's pending outbox rows, oldest first, one at a time with confirms; a row is
+// marked sent only after the broker confirmed it, so a crash between the two re-publishes it
+// (consumers are idempotent). Several relays (replicas) on one PostgreSQL database do not publish
+// the same row concurrently (rows are claimed with FOR UPDATE SKIP LOCKED).
+class OutboxRelay {
+  public:
+    OutboxRelay(std::shared_ptr<sql::Database> database, Bus& bus, RelayOptions options = {});
+    ~OutboxRelay();
+    OutboxRelay(const OutboxRelay&) = delete;
+    OutboxRelay& operator=(const OutboxRelay&) = delete;
+
+    // The background loop; returns when cancelled.
+    asio::awaitable<void> run();
+    // Wakes the loop now (after a commit that appended), instead of at the next poll.
+    void notify();
+    // Publishes what is pending now; used while draining. Returns the rows still pending.
+    asio::awaitable<std::int64_t> flush(std::chrono::milliseconds deadline);
+
+    struct Stats {
+        std::uint64_t published = 0;
+        std::uint64_t publish_failures = 0;
+    };
+    Stats stats() const;
+
+  private:
+    struct State;
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace aether::platform::bus
