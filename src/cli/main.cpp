@@ -1,10 +1,11 @@
-// The `aether` command: serve, migrate, user create, config check/keys, version.
+// The `aether` command: serve, migrate, user create, config check/keys, events tail, version.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
 
+#include "cli/events_tail.h"
 #include "platform/config/config.h"
 #include "platform/config/schema.h"
 #include "platform/runtime/app.h"
@@ -79,6 +80,15 @@ int main(int argc, char** argv) {
         config_command->add_subcommand("keys", "Print every configuration key as Markdown");
     add_common_options(*keys, options);
 
+    auto* events = app.add_subcommand("events", "Watch the event bus");
+    events->require_subcommand(1);
+    auto* tail = events->add_subcommand(
+        "tail", "Print live events, one CloudEvents JSON per line, until interrupted");
+    add_common_options(*tail, options);
+    std::string event_pattern = "#";
+    tail->add_option("--type", event_pattern, "Event types as a topic pattern: task.*, user.#")
+        ->capture_default_str();
+
     app.add_subcommand("version", "Print the version");
 
     CLI11_PARSE(app, argc, argv);
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
     auto& process = **prepared;
     if (serve->parsed()) return process.serve();
     if (migrate->parsed()) return process.migrate();
+    if (tail->parsed()) return aether::cli::tail_events(process, event_pattern);
     if (user_create->parsed()) {
         std::string password = read_password_from_stdin();
         int exit_code = 0;

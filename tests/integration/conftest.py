@@ -17,6 +17,16 @@ def pg_cluster():
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def rabbit_broker():
+    # Imported here: only the bus suites need the broker (and Node.js for their consumer).
+    from bus_harness import RabbitBroker
+
+    broker = RabbitBroker()
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
     return request.param

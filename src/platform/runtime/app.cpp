@@ -24,6 +24,7 @@
 
 #include "platform/auth/jwt.h"
 #include "platform/auth/tokens.h"
+#include "platform/bus/bus.h"
 #include "platform/config/config.h"
 #include "platform/config/schema.h"
 #include "platform/http/pipeline.h"
@@ -31,6 +32,7 @@
 #include "platform/http/server.h"
 #include "platform/runtime/blocking_pool.h"
 #include "platform/runtime/module.h"
+#include "platform/runtime/process_bus.h"
 #include "platform/sql/database.h"
 #include "platform/telemetry/log.h"
 #include "platform/telemetry/metrics.h"
@@ -45,6 +47,8 @@ using config::Kind;
 namespace {
 
 constexpr std::size_t kMinJwtSecretBytes = 32;
+// How long the outbox relays may keep publishing after the server drained.
+constexpr std::chrono::seconds kBusDrainTimeout{5};
 
 std::size_t available_cores() {
     cpu_set_t set;
@@ -89,6 +93,22 @@ class Modules {
     std::vector<std::unique_ptr<Module>> list;
 };
 
+ProcessBusSettings bus_settings(const config::Config& config, const std::string& data_dir) {
+    ProcessBusSettings settings;
+    settings.url = config.get_secret("bus.url");
+    settings.embedded_database = config.get_string("bus.database");
+    if (settings.embedded_database.empty()) {
+        settings.embedded_database = "sqlite:" + (fs::path(data_dir) / "bus.db").string();
+    }
+    settings.database_connections = static_cast<int>(config.get_int("database.max_connections"));
+    settings.query_timeout = config.get_duration("database.query_timeout");
+    settings.max_attempts = static_cast<int>(config.get_int("bus.max_attempts"));
+    settings.retry_delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+        config.get_duration("bus.retry_delay"));
+    settings.prefetch = static_cast<int>(config.get_int("bus.prefetch"));
+    return settings;
+}
+
 class AppContext final : public ModuleContext {
   public:
     AppContext(std::shared_ptr<const config::Config> config, asio::io_context& io,
@@ -100,7 +120,9 @@ class AppContext final : public ModuleContext {
           hashing_pool_(hashing_pool),
           data_dir_(std::move(data_dir)),
           router_(router),
-          jwt_(std::move(jwt)) {}
+          jwt_(std::move(jwt)),
+          bus_(bus_settings(*config_, data_dir_), io, pool,
+               [this](ReadinessCheck check) { add_readiness_check(std::move(check)); }) {}
 
     const config::Config& config() const override { return *config_; }
     asio::any_io_executor executor() const override { return io_.get_executor(); }
@@ -128,6 +150,16 @@ class AppContext final : public ModuleContext {
     }
 
     void add_readiness_check(ReadinessCheck check) override { checks_.push_back(std::move(check)); }
+
+    asio::awaitable<bus::Bus*> bus() override { co_return co_await bus_.bus(); }
+    bus::Subscription subscription(std::string queue) const override {
+        return bus_.subscription(std::move(queue));
+    }
+    asio::awaitable<std::function<void()>> publish_outbox(
+        std::shared_ptr<sql::Database> database) override {
+        co_return co_await bus_.publish_outbox(std::move(database));
+    }
+    ProcessBus& process_bus() { return bus_; }
 
     const std::vector<std::pair<std::string, std::string>>& modules() const override {
         return modules_;
@@ -170,6 +202,7 @@ class AppContext final : public ModuleContext {
     http::Router& router_;
     std::shared_ptr<const auth::JwtCodec> jwt_;
     std::map<std::string, std::shared_ptr<sql::Database>> databases_;
+    ProcessBus bus_;
     std::vector<ReadinessCheck> checks_;
     std::vector<std::pair<std::string, std::function<asio::awaitable<void>()>>> tasks_;
 };
@@ -329,6 +362,27 @@ void declare_platform_config(config::Schema& schema) {
     schema.add({"auth.issuer", Kind::String, "", "iss claim issued and required when set", {}});
     schema.add({"auth.audience", Kind::String, "", "aud claim issued and required when set", {}});
     schema.add({"auth.leeway", Kind::Duration, "30s", "Clock skew allowed on exp/nbf/iat", {}});
+    schema.add({"bus.url",
+                Kind::Secret,
+                "",
+                "RabbitMQ URL (amqp://user:password@host:port/vhost); empty = the embedded broker",
+                {}});
+    schema.add({"bus.database",
+                Kind::String,
+                "",
+                "The embedded broker's database (sqlite:PATH or postgresql://…); default "
+                "sqlite:<data dir>/bus.db",
+                {}});
+    schema.add({"bus.max_attempts", Kind::Int, "5",
+                "Deliveries of an event before it goes to the queue's dead letters",
+                config::int_range(1, 100)});
+    schema.add({"bus.retry_delay",
+                Kind::Duration,
+                "1s",
+                "Delay before the first redelivery; doubled per attempt",
+                {}});
+    schema.add({"bus.prefetch", Kind::Int, "16", "Deliveries in flight per consumer queue",
+                config::int_range(1, 1000)});
 }
 
 std::string effective_config_file(const AppOptions& options) {
@@ -649,6 +703,7 @@ int Runtime::serve() {
         return 1;
     }
     server.start();
+    context.process_bus().start();
     ready.store(true);
 
     for (const auto& [name, task] : context.tasks()) {
@@ -681,6 +736,9 @@ int Runtime::serve() {
                     co_await timer.async_wait(asio::use_awaitable);
                 }
                 for (auto& module : modules.list) co_await module->stop();
+                // Events of the last requests go out before the connection closes.
+                co_await context.process_bus().drain(std::chrono::steady_clock::now() +
+                                                     kBusDrainTimeout);
                 io.stop();
             },
             asio::detached);

@@ -29,6 +29,10 @@ class JwtCodec;
 namespace sql {
 class Database;
 }  // namespace sql
+namespace bus {
+class Bus;
+struct Subscription;
+}  // namespace bus
 }  // namespace aether::platform
 
 namespace aether::platform::runtime {
@@ -67,6 +71,16 @@ class ModuleContext {
     // The modules this process runs (the resolved target) as (name, base path), in start order.
     virtual const std::vector<std::pair<std::string, std::string>>& modules() const = 0;
     virtual std::size_t io_threads() const = 0;
+
+    // The process's event bus (never null): RabbitMQ when `bus.url` is set, else the embedded
+    // broker. Modules subscribe in start(); consumers run once every module has started.
+    virtual boost::asio::awaitable<bus::Bus*> bus() = 0;
+    // A subscription for `queue` with the configured attempts, retry delay and prefetch.
+    virtual bus::Subscription subscription(std::string queue) const = 0;
+    // Publishes `database`'s transactional outbox through the bus (call from start()). Returns
+    // the function to call after a commit that appended: the relay then publishes at once.
+    virtual boost::asio::awaitable<std::function<void()>> publish_outbox(
+        std::shared_ptr<sql::Database> database) = 0;
 
     using Edge = std::function<boost::asio::awaitable<http::Response>(http::Request&)>;
     // Makes `edge` (the gateway) the entrance: every request except the process's own endpoints

@@ -12,6 +12,7 @@
 #include "platform/auth/password.h"
 #include "platform/auth/permissions.h"
 #include "platform/auth/tokens.h"
+#include "platform/bus/outbox.h"
 #include "platform/config/config.h"
 #include "platform/config/schema.h"
 #include "platform/http/bearer.h"
@@ -230,6 +231,7 @@ class SecurityModule final : public runtime::Module {
     asio::awaitable<void> migrate(runtime::ModuleContext& context) override {
         database_ = co_await context.database("security");
         co_await platform::sql::migrate(*database_, "security", security_migrations());
+        co_await platform::bus::migrate_outbox(*database_);
     }
 
     asio::awaitable<void> start(runtime::ModuleContext& context) override;
@@ -284,6 +286,10 @@ class SecurityModule final : public runtime::Module {
                                    std::optional<std::string> user_id,
                                    std::optional<std::string> email, boost::json::object details);
     asio::awaitable<void> record(const AuditRecord& entry) { co_await store_->append_audit(entry); }
+    // Records the entry and, in the same transaction, the bus event of the same type
+    // (user.registered, auth.login.*): other services learn of it exactly when it is stored.
+    asio::awaitable<void> record_and_publish(const AuditRecord& entry,
+                                             const http::Request& request);
     asio::awaitable<std::string> hash_password(const std::string& password);
 
     Settings settings_;
@@ -294,6 +300,7 @@ class SecurityModule final : public runtime::Module {
     const auth::JwtCodec* jwt_ = nullptr;
     runtime::BlockingPool* hashing_pool_ = nullptr;
     telemetry::CounterFamily* logins_ = nullptr;
+    std::function<void()> outbox_appended_;
 };
 
 void SecurityModule::load_settings(const config::Config& config) {
@@ -334,7 +341,31 @@ asio::awaitable<void> SecurityModule::start(runtime::ModuleContext& context) {
     hashing_pool_ = &context.hashing_pool();
     logins_ = &telemetry::default_registry().counter("auth_logins_total",
                                                      "Login attempts by outcome.", {"outcome"});
+    outbox_appended_ = co_await context.publish_outbox(database_);
     add_routes(context.router());
+}
+
+namespace {
+// The event of an audit entry: `user_id`/`email`, `ip`, `timestamp` (API.md §Events), plus the
+// reason of a failure.
+platform::bus::Event event_of(const AuditRecord& entry, const http::Request& request) {
+    boost::json::object data;
+    data["user_id"] = entry.user_id ? boost::json::value(*entry.user_id) : boost::json::value();
+    data["email"] = entry.email ? boost::json::value(*entry.email) : boost::json::value();
+    data["ip"] = request.remote_address;
+    data["timestamp"] = entry.occurred_at;
+    auto details = boost::json::parse(entry.details);
+    if (auto* reason = details.as_object().if_contains("reason")) data["reason"] = *reason;
+    return platform::bus::make_event("security", entry.event, std::move(data),
+                                     request.context.traceparent);
+}
+}  // namespace
+
+asio::awaitable<void> SecurityModule::record_and_publish(const AuditRecord& entry,
+                                                         const http::Request& request) {
+    auto event = event_of(entry, request);
+    co_await store_->append_audit(entry, event);
+    if (outbox_appended_) outbox_appended_();
 }
 
 void SecurityModule::add_routes(http::Router& router) {
@@ -419,7 +450,7 @@ asio::awaitable<http::Response> SecurityModule::register_user(http::Request& req
     }
     auto audit = audit_entry("user.registered", &request, user.id, user.email,
                              [&] { return boost::json::object{}; }());
-    co_await record(audit);
+    co_await record_and_publish(audit, request);
     co_return json_response(201, [&] {
         return boost::json::object{{"user_id", user.id},
                                    {"email", user.email},
@@ -529,7 +560,7 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
         if (user) user_id = user->id;
         auto audit = audit_entry("auth.login.failed", &request, user_id, account,
                                  boost::json::object{{"reason", "invalid_credentials"}});
-        co_await record(audit);
+        co_await record_and_publish(audit, request);
         throw ClientError::unauthorized("Invalid credentials");
     }
     attempt.end(true);
@@ -552,7 +583,7 @@ asio::awaitable<http::Response> SecurityModule::login(http::Request& request) {
     logins_->with(std::array<std::string_view, 1>{"succeeded"}).inc();
     auto audit = audit_entry("auth.login.succeeded", &request, user->id, user->email,
                              [&] { return boost::json::object{}; }());
-    co_await record(audit);
+    co_await record_and_publish(audit, request);
     co_return json_response(200, [&] {
         return boost::json::object{{"access_token", tokens.access_token},
                                    {"refresh_token", tokens.refresh_token},

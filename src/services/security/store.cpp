@@ -1,6 +1,7 @@
 // SQL of the security service, written once in the common subset of SQLite and PostgreSQL.
 #include "services/security/store.h"
 
+#include "platform/bus/outbox.h"
 #include "services/security/policy.h"
 
 namespace aether::services::security {
@@ -204,12 +205,26 @@ asio::awaitable<void> SecurityStore::touch_api_key(const std::string& id, const 
     co_await database_->query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, id);
 }
 
+namespace {
+constexpr const char* kInsertAudit =
+    "INSERT INTO audit_log (id, occurred_at, event, user_id, email, ip, details) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)";
+}  // namespace
+
 asio::awaitable<void> SecurityStore::append_audit(const AuditRecord& record) {
-    co_await database_->query(
-        "INSERT INTO audit_log (id, occurred_at, event, user_id, email, ip, details) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        record.id, record.occurred_at, record.event, optional_value(record.user_id),
-        optional_value(record.email), optional_value(record.ip), record.details);
+    co_await database_->query(kInsertAudit, record.id, record.occurred_at, record.event,
+                              optional_value(record.user_id), optional_value(record.email),
+                              optional_value(record.ip), record.details);
+}
+
+asio::awaitable<void> SecurityStore::append_audit(const AuditRecord& record,
+                                                  const bus::Event& event) {
+    co_await database_->transaction([&](sql::Session& session) -> asio::awaitable<void> {
+        co_await session.query(kInsertAudit, record.id, record.occurred_at, record.event,
+                               optional_value(record.user_id), optional_value(record.email),
+                               optional_value(record.ip), record.details);
+        co_await bus::append_to_outbox(session, event);
+    });
 }
 
 asio::awaitable<Page<AuditRecord>> SecurityStore::list_audit(const AuditFilter& filter,

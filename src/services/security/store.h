@@ -8,12 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "platform/bus/bus.h"
 #include "platform/sql/database.h"
 
 namespace aether::services::security {
 
 namespace asio = boost::asio;
 namespace sql = platform::sql;
+namespace bus = platform::bus;
 
 struct UserRecord {
     std::string id;
@@ -99,6 +101,8 @@ class SecurityStore {
     asio::awaitable<void> touch_api_key(const std::string& id, const std::string& now);
 
     asio::awaitable<void> append_audit(const AuditRecord& record);
+    // The audit entry and the event announcing it, in one transaction (the transactional outbox).
+    asio::awaitable<void> append_audit(const AuditRecord& record, const bus::Event& event);
     asio::awaitable<Page<AuditRecord>> list_audit(const AuditFilter& filter, std::int64_t page,
                                                   std::int64_t limit);
 
