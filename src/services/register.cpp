@@ -3,6 +3,7 @@
 
 #include "services/gateway/module.h"
 #include "services/security/module.h"
+#include "services/tasks/module.h"
 
 namespace aether::services {
 
@@ -10,6 +11,7 @@ void register_all() {
     auto& registry = platform::runtime::ModuleRegistry::instance();
     registry.add("gateway", gateway::make_module);
     registry.add("security", security::make_module);
+    registry.add("tasks", tasks::make_module);
 }
 
 boost::asio::awaitable<int> create_user_command(platform::runtime::ModuleContext& context,

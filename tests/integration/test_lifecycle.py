@@ -148,9 +148,9 @@ def test_missing_jwt_secret_is_refused_for_a_single_target(factory):
 
 
 def test_target_not_built_is_a_clear_error(factory):
-    dep, out = cli(factory, "serve", "--target=tasks", "--listen", "127.0.0.1:0", "--data-dir", "d")
+    dep, out = cli(factory, "serve", "--target=analytics", "--listen", "127.0.0.1:0", "--data-dir", "d")
     assert out.returncode != 0
-    assert "tasks" in out.stderr and "not include" in out.stderr, out.stderr
+    assert "analytics" in out.stderr and "not include" in out.stderr, out.stderr
     _, out = cli(factory, "serve", "--target=nonsense", "--listen", "127.0.0.1:0", "--data-dir", "d")
     assert out.returncode != 0 and "nonsense" in out.stderr, out.stderr
 
