@@ -30,7 +30,7 @@ build-asan: bootstrap
 unit: build-asan
 	@ctest --preset asan -j $(JOBS)
 
-# Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the service
+# Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the
 # security suite runs again all-in-one, behind the gateway's edge, where it must behave the same.
 integration: build
 	@AETHER_BIN=$(AETHER) tests/run-integration
