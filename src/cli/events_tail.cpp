@@ -42,6 +42,8 @@ int tail_events(platform::runtime::Runtime& runtime, const std::string& pattern)
             if (!events->healthy()) {
                 std::cerr << "aether: the bus is not reachable yet; waiting for it" << std::endl;
             }
+            // From here on the queue is bound: what is published now is printed.
+            platform::telemetry::log_info("events tail ready", {{"pattern", pattern}});
             co_await signals.async_wait(asio::use_awaitable);
             co_await events->stop();
         });

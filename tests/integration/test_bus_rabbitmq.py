@@ -1,8 +1,10 @@
 # The security service's events through a real RabbitMQ, read by amqplib (a client nobody here
 # wrote) and by `aether events tail`; and the outbox keeping them through a broker outage.
 import json
+import queue
 import re
 import subprocess
+import threading
 import time
 import uuid
 
@@ -80,6 +82,19 @@ def test_registration_and_logins_reach_an_amqplib_consumer(broker, security):
     assert failed["reason"] == "invalid_credentials"
 
 
+def lines_of(stream):
+    """A queue fed with the stream's lines by a thread (None at the end), so reads can time out."""
+    lines = queue.Queue()
+
+    def pump():
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
 def test_events_tail_prints_matching_events(broker, security):
     tail = subprocess.Popen(
         [str(aether_binary()), "events", "tail", "--type", "user.*", "--target=security",
@@ -88,16 +103,18 @@ def test_events_tail_prints_matching_events(broker, security):
         text=True,
     )
     try:
-        # The tail's queue exists once it logged that the bus is up.
+        logs, events = lines_of(tail.stderr), lines_of(tail.stdout)
+        # The tail's queue is bound once it says it is ready.
         deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and "event bus" not in line:
-            line = tail.stderr.readline()
-            assert line or tail.poll() is None, "events tail exited early"
+        while True:
+            line = logs.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "events tail exited early"
+            if "events tail ready" in line:
+                break
         register(security, email=unique_email("tail"))
         requests.post(security.api("/login"),
                       json={"email": "nobody@example.com", "password": "x"}, timeout=30)
-        first = json.loads(tail.stdout.readline())
+        first = json.loads(events.get(timeout=30))
         assert first["type"] == "user.registered"
         assert first["specversion"] == "1.0"
     finally:
