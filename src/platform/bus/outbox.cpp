@@ -104,9 +104,10 @@ asio::awaitable<void> migrate_outbox(sql::Database& database) {
 asio::awaitable<void> append_to_outbox(sql::Session& session, const Event& event) {
     auto payload = to_json(event);
     auto created_at = now_text();
-    co_await session.query(
-        "INSERT INTO outbox (id, type, payload, created_at) VALUES ($1, $2, $3, $4)", event.id,
-        event.type, payload, created_at);
+    // Deferred: it reaches the database with the transaction's next query or its commit.
+    session.defer("INSERT INTO outbox (id, type, payload, created_at) VALUES ($1, $2, $3, $4)",
+                  event.id, event.type, payload, created_at);
+    co_return;
 }
 
 struct OutboxRelay::State : RelayState {

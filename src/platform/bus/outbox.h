@@ -23,7 +23,8 @@ namespace aether::platform::bus {
 // module name "outbox", so they never collide with the module's own). Run from Module::migrate.
 asio::awaitable<void> migrate_outbox(sql::Database& database);
 
-// Appends `event` to the outbox inside the caller's transaction.
+// Appends `event` to the outbox inside the caller's transaction (deferred: the insert goes with
+// the transaction's next query or its commit, in the same round trip).
 asio::awaitable<void> append_to_outbox(sql::Session& session, const Event& event);
 
 struct RelayOptions {

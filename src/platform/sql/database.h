@@ -132,8 +132,30 @@ class Session {
     virtual asio::awaitable<void> execute_script(std::string sql) = 0;
     virtual std::string_view dialect() const = 0;
 
+    // Queues a statement whose result is not needed. It runs with the next query, script or the
+    // commit, in the same round trip: PostgreSQL pipelines them, SQLite runs them in the same
+    // job. If it fails, that query or the commit throws its error and the transaction rolls back.
+    void defer(std::string sql, std::vector<Value> params = {}) {
+        deferred_.push_back({std::move(sql), std::move(params)});
+    }
+    template <class... Args>
+    requires(sizeof...(Args) > 0 && (std::is_constructible_v<Value, Args&&> &&
+                                     ...)) void defer(std::string sql, Args&&... args) {
+        defer(std::move(sql), detail::make_params(std::forward<Args>(args)...));
+    }
+
+    struct Statement {
+        std::string sql;
+        std::vector<Value> params;
+    };
+
   protected:
     virtual asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) = 0;
+    // The deferred statements, oldest first; the driver runs them before what it runs next.
+    std::vector<Statement> take_deferred() { return std::exchange(deferred_, {}); }
+
+  private:
+    std::vector<Statement> deferred_;
 };
 
 struct PoolOptions {

@@ -224,6 +224,70 @@ TEST_P(DriverTest, TransactionRollsBackAndRethrowsWhenTheBodyThrows) {
     }());
 }
 
+TEST_P(DriverTest, DeferredStatementsRunInOrderWithTheNextQueryOrTheCommit) {
+    auto db = open_db();
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await create_items(*db);
+        co_await db->transaction([](Session& session) -> asio::awaitable<void> {
+            session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{1}, "a");
+            session.defer("UPDATE items SET name = $1 WHERE id = $2", "b", std::int64_t{1});
+            // The next query sees what was deferred before it.
+            auto seen =
+                co_await session.query("SELECT name FROM items WHERE id = $1", std::int64_t{1});
+            EXPECT_EQ(seen.size(), 1u);
+            if (!seen.empty()) {
+                EXPECT_EQ(seen[0].get_string("name"), "b");
+            }
+            session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{2}, "c");
+        });
+        // Deferred after the last query: committed with the commit.
+        auto rows = co_await db->query("SELECT id, name FROM items ORDER BY id");
+        EXPECT_EQ(rows.size(), 2u);
+        if (rows.size() == 2) {
+            EXPECT_EQ(rows[1].get_string("name"), "c");
+        }
+
+        // A deferred statement that fails fails the commit, and nothing of the body stays.
+        EXPECT_EQ(
+            co_await failure_kind(db->transaction([](Session& session) -> asio::awaitable<void> {
+                session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{3}, "d");
+                session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{1}, "x");
+                session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{4}, "e");
+                co_return;
+            })),
+            Kind::UniqueViolation);
+        // ... or the query it went out with.
+        EXPECT_EQ(
+            co_await failure_kind(db->transaction([](Session& session) -> asio::awaitable<void> {
+                session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{2}, "x");
+                co_await session.query("SELECT count(*) AS n FROM items");
+                ADD_FAILURE() << "the query after a failed deferred statement returned";
+            })),
+            Kind::UniqueViolation);
+        // A body that throws before its first query leaves nothing behind either.
+        bool caught = false;
+        try {
+            co_await db->transaction([](Session& session) -> asio::awaitable<void> {
+                session.defer("INSERT INTO items (id, name) VALUES ($1, $2)", std::int64_t{5}, "f");
+                throw std::runtime_error("refused");
+            });
+        } catch (const std::runtime_error&) {
+            caught = true;
+        }
+        EXPECT_TRUE(caught);
+        rows = co_await db->query("SELECT count(*) AS n FROM items");
+        EXPECT_EQ(rows[0].get_int("n"), 2);
+        // The connection is clean afterwards.
+        co_await db->transaction([](Session& session) -> asio::awaitable<void> {
+            session.defer("DELETE FROM items WHERE id = $1", std::int64_t{2});
+            co_return;
+        });
+        rows = co_await db->query("SELECT count(*) AS n FROM items");
+        EXPECT_EQ(rows[0].get_int("n"), 1);
+    }());
+}
+
 TEST_P(DriverTest, ManyCoroutinesShareASmallPool) {
     PoolOptions options;
     options.max_connections = 3;

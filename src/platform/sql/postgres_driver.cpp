@@ -344,16 +344,32 @@ class PgSession final : public Session {
     PgSession(PgConnection& connection, const PoolOptions& options)
         : connection_(connection), options_(options) {}
     asio::awaitable<void> execute_script(std::string sql) override {
+        co_await flush_deferred();
         co_await connection_.execute(sql, {}, deadline(), true);
     }
     std::string_view dialect() const override { return "postgres"; }
 
+    // Runs what is deferred (the BEGIN at least), then `sql`. One statement per round trip for
+    // now: libpq's pipeline mode would send them together.
+    asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params) {
+        co_await flush_deferred();
+        co_return co_await connection_.execute(sql, params, deadline(), false);
+    }
+    // Forgets what was deferred and never sent (a body that threw before its first query).
+    void discard_deferred() { take_deferred(); }
+
   protected:
     asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
-        co_return co_await connection_.execute(sql, params, deadline(), false);
+        co_return co_await run_with_deferred(std::move(sql), std::move(params));
     }
 
   private:
+    asio::awaitable<void> flush_deferred() {
+        auto statements = take_deferred();
+        for (const auto& statement : statements) {
+            co_await connection_.execute(statement.sql, statement.params, deadline(), false);
+        }
+    }
     Clock::time_point deadline() const {
         return Clock::now() + options_.query_timeout + kClientGrace;
     }
@@ -375,15 +391,20 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         std::function<asio::awaitable<void>(Session&)> body) override {
         Lease lease = co_await acquire();
         PgSession session(*lease, options_);
-        co_await session.execute_script("BEGIN");
+        // BEGIN goes out before the body's first statement, and the statements the body deferred
+        // before the COMMIT.
+        session.defer("BEGIN");
         std::exception_ptr failure;
         try {
             co_await body(session);
-            co_await session.execute_script("COMMIT");
+            std::string commit = "COMMIT";
+            std::vector<Value> no_params;
+            co_await session.run_with_deferred(std::move(commit), std::move(no_params));
         } catch (...) {
             failure = std::current_exception();
         }
         if (failure) {
+            session.discard_deferred();
             if (lease->needs_rollback()) {
                 try {
                     co_await session.execute_script("ROLLBACK");

@@ -207,6 +207,10 @@ class SqliteSession final : public Session {
         : database_(database), connection_(connection) {}
     asio::awaitable<void> execute_script(std::string sql) override;
     std::string_view dialect() const override { return "sqlite"; }
+    // Runs what is deferred (BEGIN IMMEDIATE at least) and then `sql` in one blocking job.
+    asio::awaitable<void> script_with_deferred(std::string sql);
+    // Forgets what was deferred and never run (a body that threw before its first query).
+    void discard_deferred() { take_deferred(); }
 
   protected:
     asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override;
@@ -239,16 +243,19 @@ class SqliteDatabase final : public Database, public std::enable_shared_from_thi
         co_await writer_slot_.acquire(options_.acquire_timeout);
         SlotGuard guard{writer_slot_};
         check_open();
-        co_await on_pool([&] { run_script(*writer_, "BEGIN IMMEDIATE", options_.query_timeout); });
         SqliteSession session(*this, *writer_);
+        // BEGIN runs in the job of the body's first statement, and the statements the body
+        // deferred in the job of the COMMIT: one hop to the blocking pool for all of them.
+        session.defer("BEGIN IMMEDIATE");
         std::exception_ptr failure;
         try {
             co_await body(session);
-            co_await on_pool([&] { run_script(*writer_, "COMMIT", options_.query_timeout); });
+            co_await session.script_with_deferred("COMMIT");
         } catch (...) {
             failure = std::current_exception();
         }
         if (failure) {
+            session.discard_deferred();
             // A failed COMMIT may leave the transaction open; ROLLBACK closes it either way.
             try {
                 co_await on_pool([&] {
@@ -343,14 +350,29 @@ class SqliteDatabase final : public Database, public std::enable_shared_from_thi
 };
 
 asio::awaitable<void> SqliteSession::execute_script(std::string sql) {
+    co_await script_with_deferred(std::move(sql));
+}
+
+asio::awaitable<void> SqliteSession::script_with_deferred(std::string sql) {
     auto timeout = database_.options().query_timeout;
-    co_await database_.on_pool([&] { run_script(connection_, sql, timeout); });
+    auto deferred = take_deferred();
+    co_await database_.on_pool([&] {
+        for (const auto& statement : deferred) {
+            run_statement(connection_, statement.sql, statement.params, false, timeout);
+        }
+        run_script(connection_, sql, timeout);
+    });
 }
 
 asio::awaitable<Result> SqliteSession::do_query(std::string sql, std::vector<Value> params) {
     auto timeout = database_.options().query_timeout;
-    co_return *co_await database_.on_pool(
-        [&] { return run_statement(connection_, sql, params, false, timeout); });
+    auto deferred = take_deferred();
+    co_return *co_await database_.on_pool([&] {
+        for (const auto& statement : deferred) {
+            run_statement(connection_, statement.sql, statement.params, false, timeout);
+        }
+        return run_statement(connection_, sql, params, false, timeout);
+    });
 }
 
 }  // namespace

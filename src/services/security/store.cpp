@@ -220,9 +220,9 @@ asio::awaitable<void> SecurityStore::append_audit(const AuditRecord& record) {
 asio::awaitable<void> SecurityStore::append_audit(const AuditRecord& record,
                                                   const bus::Event& event) {
     co_await database_->transaction([&](sql::Session& session) -> asio::awaitable<void> {
-        co_await session.query(kInsertAudit, record.id, record.occurred_at, record.event,
-                               optional_value(record.user_id), optional_value(record.email),
-                               optional_value(record.ip), record.details);
+        session.defer(kInsertAudit, record.id, record.occurred_at, record.event,
+                      optional_value(record.user_id), optional_value(record.email),
+                      optional_value(record.ip), record.details);
         co_await bus::append_to_outbox(session, event);
     });
 }

@@ -74,18 +74,19 @@ std::string placeholder(std::vector<sql::Value>& params, sql::Value value) {
     return "$" + std::to_string(params.size());
 }
 
-asio::awaitable<void> insert_tags(sql::Session& session, const std::string& task_id,
-                                  const std::vector<std::string>& tags) {
+// Inserts whose results nobody reads are deferred: they reach the database with the transaction's
+// next query or its commit, in the same round trip.
+void insert_tags(sql::Session& session, const std::string& task_id,
+                 const std::vector<std::string>& tags) {
     for (const auto& tag : tags) {
-        co_await session.query("INSERT INTO task_tags (task_id, tag) VALUES ($1, $2)", task_id,
-                               tag);
+        session.defer("INSERT INTO task_tags (task_id, tag) VALUES ($1, $2)", task_id, tag);
     }
 }
 
-asio::awaitable<void> insert_history(sql::Session& session, std::vector<HistoryEntry> entries) {
+void insert_history(sql::Session& session, std::vector<HistoryEntry> entries) {
     for (auto& entry : entries) {
         if (entry.id.empty()) entry.id = platform::auth::new_id("hst_");
-        co_await session.query(
+        session.defer(
             "INSERT INTO task_history (id, task_id, action, field, from_value, to_value, user_id, "
             "occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             entry.id, entry.task_id, entry.action, optional_value(entry.field), entry.from,
@@ -170,7 +171,7 @@ ListStatements list_statements(const ListQuery& query) {
 asio::awaitable<void> TasksStore::create(const Task& task, const std::vector<HistoryEntry>& history,
                                          const std::vector<bus::Event>& events) {
     co_await database_->transaction([&](sql::Session& session) -> asio::awaitable<void> {
-        co_await session.query(
+        session.defer(
             "INSERT INTO tasks (id, title, description, status, priority, priority_rank, "
             "category, assignee, due_date, tags, estimated_hours, actual_hours, progress, "
             "created_by, created_at, updated_at, completed_at, completed_by, completion_hours, "
@@ -182,8 +183,8 @@ asio::awaitable<void> TasksStore::create(const Task& task, const std::vector<His
             optional_value(task.estimated_hours), optional_value(task.actual_hours), task.progress,
             task.created_by, task.created_at, task.updated_at, optional_value(task.completed_at),
             optional_value(task.completed_by), optional_value(task.completion_hours), task.version);
-        co_await insert_tags(session, task.id, task.tags);
-        co_await insert_history(session, history);
+        insert_tags(session, task.id, task.tags);
+        insert_history(session, history);
         co_await append_events(session, events);
     });
 }
@@ -226,10 +227,10 @@ asio::awaitable<std::optional<Task>> TasksStore::modify(const std::string& id,
                 "the task was changed concurrently; fetch it again");
         }
         if (task.tags != current->tags) {
-            co_await session.query("DELETE FROM task_tags WHERE task_id = $1", id);
-            co_await insert_tags(session, id, task.tags);
+            session.defer("DELETE FROM task_tags WHERE task_id = $1", id);
+            insert_tags(session, id, task.tags);
         }
-        co_await insert_history(session, std::move(write.history));
+        insert_history(session, std::move(write.history));
         co_await append_events(session, write.events);
         result = std::move(task);
     });
