@@ -3,7 +3,7 @@
 #   1. publish throughput with confirms: COUNT persistent events the size of task.created's
 #      envelope to the aether.events topic exchange, routed to one durable queue that is emptied
 #      before each run (so every event is stored before its confirm); ours through publish_batch,
-#      100 at a time, each batch confirmed before the next (as the outbox relay publishes);
+#      500 at a time, each batch confirmed before the next (as the outbox relay publishes);
 #      amqplib on a ConfirmChannel in windows of 100 (waitForConfirms) and with all in flight;
 #      ours first, then amqplib, then both once more; the ratio of the means;
 #   2. end-to-end latency of our bus: RATE events/s (default 1000) for LATENCY_SECONDS (10),
@@ -50,11 +50,11 @@ empty_sink() {
 ours() {
   local line
   empty_sink
-  line=$("$bench" "$url" publish "$count" 100 2>"$work/ours.err") ||
+  line=$("$bench" "$url" publish "$count" 500 2>"$work/ours.err") ||
     { echo "bus_publish_bench failed: $line" >&2; cat "$work/ours.err" >&2; return 1; }
   echo "  $line"
   body_bytes=$(value body_bytes "$line")
-  echo "ours:batch-100 $(value events_per_s "$line")" >>"$work/results"
+  echo "ours:batch-500 $(value events_per_s "$line")" >>"$work/results"
 }
 theirs() {  # mode (window|all)
   local line
@@ -80,9 +80,9 @@ mean() {  # label
 runs() {  # label
   awk -v l="$1" '$1 == l { printf "%s%s", sep, $2; sep = ", " }' "$work/results"
 }
-ours_mean=$(mean ours:batch-100)
+ours_mean=$(mean ours:batch-500)
 printf '%-44s %12s   %s\n' client "mean msgs/s" "runs"
-printf '%-44s %12s   %s\n' "ours: publish_batch, 100 per confirm round" "$ours_mean" "$(runs ours:batch-100)"
+printf '%-44s %12s   %s\n' "ours: publish_batch, 500 per confirm round" "$ours_mean" "$(runs ours:batch-500)"
 for mode in window all; do
   label="amqplib: windows of 100 + waitForConfirms"
   [[ $mode == all ]] && label="amqplib: all in flight, one waitForConfirms"
