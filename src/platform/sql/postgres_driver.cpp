@@ -239,6 +239,93 @@ class PgConnection {
         co_return Result(std::move(rows), affected);
     }
 
+    // Runs `statements` in one round trip (libpq pipeline mode) and returns the last one's
+    // result. The first error is thrown once every result is read; the server skips the
+    // statements after a failed one.
+    asio::awaitable<Result> execute_pipeline(const std::vector<Session::Statement>& statements,
+                                             Clock::time_point deadline) {
+        if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
+        for (const auto& statement : statements) {
+            std::vector<std::string> texts;
+            std::vector<const char*> values;
+            std::vector<Oid> types;
+            texts.reserve(statement.params.size());
+            for (const auto& param : statement.params) {
+                texts.push_back(to_text(param));
+                types.push_back(type_of(param));
+            }
+            for (std::size_t i = 0; i < statement.params.size(); ++i) {
+                values.push_back(std::holds_alternative<std::nullptr_t>(statement.params[i])
+                                     ? nullptr
+                                     : texts[i].c_str());
+            }
+            if (PQsendQueryParams(conn_, statement.sql.c_str(),
+                                  static_cast<int>(statement.params.size()), types.data(),
+                                  values.data(), nullptr, nullptr, 0) == 0) {
+                fail_connection("send");
+            }
+        }
+        if (PQpipelineSync(conn_) == 0) fail_connection("send");
+        for (;;) {
+            int flushed = PQflush(conn_);
+            if (flushed == 0) break;
+            if (flushed < 0) fail_connection("send");
+            if (!co_await wait(*socket_, Descriptor::wait_write, deadline)) time_out();
+        }
+
+        std::vector<Row> rows;
+        std::int64_t affected = 0;
+        std::optional<DatabaseError> error;
+        // Each statement's results end with a null result; the sync point ends the pipeline.
+        std::size_t finished = 0;
+        bool synced = false;
+        while (!synced) {
+            if (PQconsumeInput(conn_) == 0) fail_connection("receive");
+            while (PQisBusy(conn_)) {
+                if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
+                if (PQconsumeInput(conn_) == 0) fail_connection("receive");
+            }
+            PGresult* result = PQgetResult(conn_);
+            if (result == nullptr) {
+                ++finished;
+                continue;
+            }
+            std::unique_ptr<PGresult, decltype(&PQclear)> owned(result, &PQclear);
+            bool last = finished + 1 == statements.size();
+            switch (PQresultStatus(result)) {
+                case PGRES_PIPELINE_SYNC:
+                    synced = true;
+                    break;
+                case PGRES_TUPLES_OK:
+                case PGRES_SINGLE_TUPLE:
+                    if (last) {
+                        rows = read_rows(result);
+                        affected = affected_rows(result);
+                    }
+                    break;
+                case PGRES_COMMAND_OK:
+                case PGRES_EMPTY_QUERY:
+                    if (last) affected = affected_rows(result);
+                    break;
+                case PGRES_PIPELINE_ABORTED:
+                    break;
+                default:
+                    if (!error) error = to_error(result);
+                    break;
+            }
+        }
+        if (PQexitPipelineMode(conn_) == 0) fail_connection("pipeline");
+        if (error) {
+            if (PQstatus(conn_) != CONNECTION_OK) {
+                broken_ = true;
+                throw DatabaseError(Kind::ConnectionLost, error->what(), error->sqlstate());
+            }
+            if (error->kind() == Kind::ConnectionLost) broken_ = true;
+            throw *error;
+        }
+        co_return Result(std::move(rows), affected);
+    }
+
   private:
     // Waits for the socket until `deadline`; false when the deadline passed first.
     static asio::awaitable<bool> wait(Descriptor& socket, Descriptor::wait_type type,
@@ -349,11 +436,14 @@ class PgSession final : public Session {
     }
     std::string_view dialect() const override { return "postgres"; }
 
-    // Runs what is deferred (the BEGIN at least), then `sql`. One statement per round trip for
-    // now: libpq's pipeline mode would send them together.
+    // Sends what is deferred (the BEGIN at least) and `sql` in one round trip.
     asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params) {
-        co_await flush_deferred();
-        co_return co_await connection_.execute(sql, params, deadline(), false);
+        auto statements = take_deferred();
+        if (statements.empty()) {
+            co_return co_await connection_.execute(sql, params, deadline(), false);
+        }
+        statements.push_back({std::move(sql), std::move(params)});
+        co_return co_await connection_.execute_pipeline(statements, deadline());
     }
     // Forgets what was deferred and never sent (a body that threw before its first query).
     void discard_deferred() { take_deferred(); }
@@ -366,9 +456,7 @@ class PgSession final : public Session {
   private:
     asio::awaitable<void> flush_deferred() {
         auto statements = take_deferred();
-        for (const auto& statement : statements) {
-            co_await connection_.execute(statement.sql, statement.params, deadline(), false);
-        }
+        if (!statements.empty()) co_await connection_.execute_pipeline(statements, deadline());
     }
     Clock::time_point deadline() const {
         return Clock::now() + options_.query_timeout + kClientGrace;
