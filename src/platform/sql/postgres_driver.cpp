@@ -177,22 +177,8 @@ class PgConnection {
     // Runs one statement with parameters, or (script) several without.
     asio::awaitable<Result> execute(const std::string& sql, const std::vector<Value>& params,
                                     Clock::time_point deadline, bool script) {
-        std::vector<std::string> texts;
-        std::vector<const char*> values;
-        std::vector<Oid> types;
-        texts.reserve(params.size());
-        for (const auto& param : params) {
-            texts.push_back(to_text(param));
-            types.push_back(type_of(param));
-        }
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            values.push_back(std::holds_alternative<std::nullptr_t>(params[i]) ? nullptr
-                                                                               : texts[i].c_str());
-        }
-        int sent = script ? PQsendQuery(conn_, sql.c_str())
-                          : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()),
-                                              types.data(), values.data(), nullptr, nullptr, 0);
-        if (sent == 0) fail_connection("send");
+        bool sent = script ? PQsendQuery(conn_, sql.c_str()) != 0 : send_statement(sql, params);
+        if (!sent) fail_connection("send");
         for (;;) {
             int flushed = PQflush(conn_);
             if (flushed == 0) break;
@@ -228,14 +214,7 @@ class PgConnection {
                     break;
             }
         }
-        if (error) {
-            if (PQstatus(conn_) != CONNECTION_OK) {
-                broken_ = true;
-                throw DatabaseError(Kind::ConnectionLost, error->what(), error->sqlstate());
-            }
-            if (error->kind() == Kind::ConnectionLost) broken_ = true;
-            throw *error;
-        }
+        if (error) throw_statement_error(*error);
         co_return Result(std::move(rows), affected);
     }
 
@@ -246,24 +225,7 @@ class PgConnection {
                                              Clock::time_point deadline) {
         if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
         for (const auto& statement : statements) {
-            std::vector<std::string> texts;
-            std::vector<const char*> values;
-            std::vector<Oid> types;
-            texts.reserve(statement.params.size());
-            for (const auto& param : statement.params) {
-                texts.push_back(to_text(param));
-                types.push_back(type_of(param));
-            }
-            for (std::size_t i = 0; i < statement.params.size(); ++i) {
-                values.push_back(std::holds_alternative<std::nullptr_t>(statement.params[i])
-                                     ? nullptr
-                                     : texts[i].c_str());
-            }
-            if (PQsendQueryParams(conn_, statement.sql.c_str(),
-                                  static_cast<int>(statement.params.size()), types.data(),
-                                  values.data(), nullptr, nullptr, 0) == 0) {
-                fail_connection("send");
-            }
+            if (!send_statement(statement.sql, statement.params)) fail_connection("send");
         }
         if (PQpipelineSync(conn_) == 0) fail_connection("send");
         for (;;) {
@@ -315,14 +277,7 @@ class PgConnection {
             }
         }
         if (PQexitPipelineMode(conn_) == 0) fail_connection("pipeline");
-        if (error) {
-            if (PQstatus(conn_) != CONNECTION_OK) {
-                broken_ = true;
-                throw DatabaseError(Kind::ConnectionLost, error->what(), error->sqlstate());
-            }
-            if (error->kind() == Kind::ConnectionLost) broken_ = true;
-            throw *error;
-        }
+        if (error) throw_statement_error(*error);
         co_return Result(std::move(rows), affected);
     }
 
@@ -344,6 +299,35 @@ class PgConnection {
     }
 
     static bool poll_ready(int fd, Descriptor::wait_type type);
+
+    // Queues one statement with its parameters as text (NULL for null); false when libpq refuses.
+    bool send_statement(const std::string& sql, const std::vector<Value>& params) {
+        std::vector<std::string> texts;
+        std::vector<const char*> values;
+        std::vector<Oid> types;
+        texts.reserve(params.size());
+        for (const auto& param : params) {
+            texts.push_back(to_text(param));
+            types.push_back(type_of(param));
+        }
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            values.push_back(std::holds_alternative<std::nullptr_t>(params[i]) ? nullptr
+                                                                               : texts[i].c_str());
+        }
+        return PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
+                                 values.data(), nullptr, nullptr, 0) != 0;
+    }
+
+    // Throws a statement's error, as ConnectionLost (and the connection broken) when the server
+    // went away with it.
+    [[noreturn]] void throw_statement_error(const DatabaseError& error) {
+        if (PQstatus(conn_) != CONNECTION_OK) {
+            broken_ = true;
+            throw DatabaseError(Kind::ConnectionLost, error.what(), error.sqlstate());
+        }
+        if (error.kind() == Kind::ConnectionLost) broken_ = true;
+        throw error;
+    }
 
     [[noreturn]] void fail_connection(std::string_view stage) {
         broken_ = true;
