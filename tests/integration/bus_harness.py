@@ -63,21 +63,23 @@ class AmqpConsumer:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
+    def _next(self, deadline):
+        """The next delivery as a dict, or None once `deadline` passed or the consumer ended."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            line = self.lines.get(timeout=left)
+        except queue.Empty:
+            return None
+        return None if line is None else json.loads(line)
+
     def messages(self, count, timeout=60):
         """The next `count` deliveries as dicts {routing_key, properties, body}."""
         received = []
         deadline = time.monotonic() + timeout
-        while len(received) < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            received.append(json.loads(line))
+        while len(received) < count and (message := self._next(deadline)) is not None:
+            received.append(message)
         if len(received) < count:
             raise AssertionError(
                 f"got {len(received)} of {count} messages; consumer stderr: "
@@ -90,17 +92,7 @@ class AmqpConsumer:
         view: redeliveries count once); returns {event id: message}."""
         seen = {}
         deadline = time.monotonic() + timeout
-        while len(seen) < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            message = json.loads(line)
+        while len(seen) < count and (message := self._next(deadline)) is not None:
             seen.setdefault(message["body"]["id"], message)
         if len(seen) < count:
             raise AssertionError(f"got {len(seen)} of {count} distinct events")
@@ -111,16 +103,9 @@ class AmqpConsumer:
         expected after a crash and ignored)."""
         fresh = set()
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            event_id = json.loads(line)["body"]["id"]
-            if event_id not in seen:
-                fresh.add(event_id)
+        while (message := self._next(deadline)) is not None:
+            if message["body"]["id"] not in seen:
+                fresh.add(message["body"]["id"])
         return fresh
 
     def close(self):
