@@ -80,33 +80,9 @@ rss_kib() {  # pid
   awk '/^VmRSS:/{print $2}' "/proc/$1/status"
 }
 
-# One wrk run; appends "label rps p50_us p99_us non2xx errors" to $work/results.
-run_wrk() {  # label, wrk args...
-  local label=$1
-  shift
-  taskset -c 0 wrk --latency "$@" >"$work/wrk-$label.out" 2>&1 || true
-  awk -v label="$label" '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/) return v * 60e6
-      if (v ~ /s$/) return v * 1e6
-      return -1
-    }
-    /Requests\/sec/ { rps = $2 }
-    /^ +50%/ { p50 = us($2) }
-    /^ +99%/ { p99 = us($2) }
-    /Non-2xx/ { bad = $NF }
-    /Socket errors/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
-    END {
-      if (rps == "") { print "wrk produced no figures for " label > "/dev/stderr"; exit 1 }
-      printf "%s %.0f %.0f %.0f %d %d\n", label, rps, p50, p99, bad, errors
-    }' "$work/wrk-$label.out" >>"$work/results" || { cat "$work/wrk-$label.out" >&2; return 1; }
-}
-
-field() {  # label column(2=rps 3=p50 4=p99): from $work/results, empty when absent
-  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/results"
-}
+# run_wrk and field (bench/wrk.sh).
+wrk_command="taskset -c 0 wrk"
+source bench/wrk.sh
 
 print_rows() {  # labels...: rps, p50, p99 and the ratio to nginx's rps
   local nginx_rps

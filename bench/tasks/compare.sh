@@ -64,33 +64,9 @@ wait_ready() {  # port pid log
   return 1
 }
 
-# One wrk run; appends "label rps p50_us p99_us non2xx errors" to $work/results.
-run_wrk() {  # label, wrk args...
-  local label=$1
-  shift
-  wrk --latency "$@" >"$work/wrk-$label.out" 2>&1 || true
-  awk -v label="$label" '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/) return v * 60e6
-      if (v ~ /s$/) return v * 1e6
-      return -1
-    }
-    /Requests\/sec/ { rps = $2 }
-    /^ +50%/ { p50 = us($2) }
-    /^ +99%/ { p99 = us($2) }
-    /Non-2xx/ { bad = $NF }
-    /Socket errors/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
-    END {
-      if (rps == "") { print "wrk produced no figures for " label > "/dev/stderr"; exit 1 }
-      printf "%s %.1f %.0f %.0f %d %d\n", label, rps, p50, p99, bad, errors
-    }' "$work/wrk-$label.out" >>"$work/results" || { cat "$work/wrk-$label.out" >&2; return 1; }
-}
-
-field() {  # label column(2=rps 3=p50 4=p99 5=non2xx 6=errors): from $work/results
-  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/results"
-}
+# run_wrk and field (bench/wrk.sh).
+rps_decimals=1
+source bench/wrk.sh
 
 : >"$work/results"
 echo "== setup: load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews everything) =="
