@@ -149,7 +149,7 @@ TEST_P(JwksRoundTrip, ParsedKeyVerifiesTheIssuersTokensOnly) {
     const auto verifier = make_codec({.algorithm = key.alg, .public_key_pem = key.public_key_pem});
     const auto claims = verifier.verify(signer.sign(access_claims()), "access", kNow);
     ASSERT_TRUE(claims);
-    EXPECT_EQ(claims->sub, "usr_01HX");
+    EXPECT_EQ((*claims)->sub, "usr_01HX");
     const auto forged = verifier.verify(stranger.sign(access_claims()), "access", kNow);
     ASSERT_FALSE(forged);
     EXPECT_EQ(forged.error(), JwtError::BadSignature);

@@ -36,16 +36,16 @@ class VerifiedTokenCache {
     explicit VerifiedTokenCache(std::size_t capacity)
         : per_shard_(std::max<std::size_t>(1, capacity / kShards)) {}
 
-    std::optional<Claims> find(std::string_view token) const {
+    std::shared_ptr<const Claims> find(std::string_view token) const {
         const std::size_t hash = TokenHash{}(token);
         const Shard& shard = shards_[hash % kShards];
         std::lock_guard lock(shard.mutex);
         const auto it = shard.entries.find(token);
-        if (it == shard.entries.end()) return std::nullopt;
+        if (it == shard.entries.end()) return nullptr;
         return it->second;
     }
 
-    void insert(std::string_view token, const Claims& claims) {
+    void insert(std::string_view token, std::shared_ptr<const Claims> claims) {
         const std::size_t hash = TokenHash{}(token);
         Shard& shard = shards_[hash % kShards];
         std::lock_guard lock(shard.mutex);
@@ -54,7 +54,7 @@ class VerifiedTokenCache {
             shard.entries.erase(*shard.order.front());
             shard.order.pop_front();
         }
-        const auto [it, inserted] = shard.entries.emplace(std::string(token), claims);
+        const auto [it, inserted] = shard.entries.emplace(std::string(token), std::move(claims));
         // Node keys stay put across rehashing, so the queue can point at them.
         if (inserted) shard.order.push_back(&it->first);
     }
@@ -69,7 +69,8 @@ class VerifiedTokenCache {
     };
     struct Shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, Claims, TokenHash, std::equal_to<>> entries;
+        std::unordered_map<std::string, std::shared_ptr<const Claims>, TokenHash, std::equal_to<>>
+            entries;
         std::deque<const std::string*> order;
     };
 
@@ -442,22 +443,21 @@ void JwtCodec::make_cache() {
     }
 }
 
-Expected<Claims, JwtError> JwtCodec::verify(std::string_view token, std::string_view expected_type,
-                                            std::int64_t now_epoch_seconds) const {
+Expected<std::shared_ptr<const Claims>, JwtError> JwtCodec::verify(
+    std::string_view token, std::string_view expected_type, std::int64_t now_epoch_seconds) const {
     if (cache_) {
         if (auto hit = cache_->find(token)) {
             const auto checked = check_time_and_type(*hit, expected_type, now_epoch_seconds);
             if (!checked) return unexpected(checked.error());
-            return std::move(*hit);
+            return hit;
         }
     }
-    auto claims = verify_with_libjwt(token);
-    if (!claims) return claims;
+    auto verified = verify_with_libjwt(token);
+    if (!verified) return unexpected(verified.error());
+    auto claims = std::make_shared<const Claims>(std::move(*verified));
     const auto checked = check_time_and_type(*claims, expected_type, now_epoch_seconds);
     // An expired token can never become valid again; anything else may be presented again.
-    if (cache_ && (checked || checked.error() != JwtError::Expired)) {
-        cache_->insert(token, *claims);
-    }
+    if (cache_ && (checked || checked.error() != JwtError::Expired)) cache_->insert(token, claims);
     if (!checked) return unexpected(checked.error());
     return claims;
 }

@@ -73,8 +73,10 @@ class JwtCodec {
     // An empty expected_type accepts any type. "exp" and "sub" are required. A token verified
     // before is answered from the cache (see JwtSettings::verified_cache_entries), with its
     // time and type checked again against the arguments of this call.
-    Expected<Claims, JwtError> verify(std::string_view token, std::string_view expected_type,
-                                      std::int64_t now_epoch_seconds) const;
+    // The claims are shared with the cache: a cached answer costs no copy of them.
+    Expected<std::shared_ptr<const Claims>, JwtError> verify(std::string_view token,
+                                                             std::string_view expected_type,
+                                                             std::int64_t now_epoch_seconds) const;
     // {"keys":[...]} with the public key for RS*/ES*; {"keys":[]} for HS*.
     std::string jwks_json() const;
 

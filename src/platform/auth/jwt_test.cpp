@@ -121,18 +121,18 @@ TEST(Jwt, Hs256RoundTrip) {
 
     const auto out = codec.verify(token, "access", kNow);
     ASSERT_TRUE(out) << jwt_error_message(out.error());
-    EXPECT_EQ(out->sub, in.sub);
-    EXPECT_EQ(out->email, in.email);
-    EXPECT_EQ(out->type, "access");
-    EXPECT_EQ(out->jti, "jti-1");
-    EXPECT_EQ(out->family, "fam-1");
-    EXPECT_EQ(out->iss, "aether");
-    EXPECT_EQ(out->aud, "api");
-    EXPECT_EQ(out->roles, in.roles);
-    EXPECT_EQ(out->permissions, in.permissions);
-    EXPECT_EQ(out->iat, in.iat);
-    EXPECT_EQ(out->nbf, in.nbf);
-    EXPECT_EQ(out->exp, in.exp);
+    EXPECT_EQ((*out)->sub, in.sub);
+    EXPECT_EQ((*out)->email, in.email);
+    EXPECT_EQ((*out)->type, "access");
+    EXPECT_EQ((*out)->jti, "jti-1");
+    EXPECT_EQ((*out)->family, "fam-1");
+    EXPECT_EQ((*out)->iss, "aether");
+    EXPECT_EQ((*out)->aud, "api");
+    EXPECT_EQ((*out)->roles, in.roles);
+    EXPECT_EQ((*out)->permissions, in.permissions);
+    EXPECT_EQ((*out)->iat, in.iat);
+    EXPECT_EQ((*out)->nbf, in.nbf);
+    EXPECT_EQ((*out)->exp, in.exp);
     EXPECT_TRUE(codec.verify(token, "", kNow));  // empty expected type accepts any
     EXPECT_EQ(codec.jwks_json(), R"({"keys":[]})");
 }
@@ -141,7 +141,7 @@ TEST(Jwt, Rs256RoundTripAndJwks) {
     const auto codec = make_codec({.algorithm = "RS256", .private_key_pem = keys().rsa_private});
     const auto out = codec.verify(codec.sign(access_claims()), "access", kNow);
     ASSERT_TRUE(out) << jwt_error_message(out.error());
-    EXPECT_EQ(out->roles, access_claims().roles);
+    EXPECT_EQ((*out)->roles, access_claims().roles);
 
     // A verify-only codec built from the public key accepts the same tokens.
     const auto verifier = make_codec({.algorithm = "RS256", .public_key_pem = keys().rsa_public});
@@ -394,12 +394,12 @@ TEST(JwtCompat, VerifiesPyJwtHs256Token) {
         {kSecret, std::to_string(kNow)});
     const auto out = hs256().verify(token, "access", kNow + 60);
     ASSERT_TRUE(out) << token << " " << jwt_error_message(out.error());
-    EXPECT_EQ(out->sub, "usr_42");
-    EXPECT_EQ(out->email, "bob@example.com");
-    EXPECT_EQ(out->roles, (std::vector<std::string>{"user", "admin"}));
-    EXPECT_TRUE(out->permissions.empty());
-    EXPECT_EQ(out->iat, kNow);
-    EXPECT_EQ(out->exp, kNow + 1800);
+    EXPECT_EQ((*out)->sub, "usr_42");
+    EXPECT_EQ((*out)->email, "bob@example.com");
+    EXPECT_EQ((*out)->roles, (std::vector<std::string>{"user", "admin"}));
+    EXPECT_TRUE((*out)->permissions.empty());
+    EXPECT_EQ((*out)->iat, kNow);
+    EXPECT_EQ((*out)->exp, kNow + 1800);
     EXPECT_EQ(hs256().verify(token, "refresh", kNow + 60).error(), JwtError::WrongType);
     EXPECT_EQ(hs256().verify(token, "access", kNow + 1900).error(), JwtError::Expired);
 }
@@ -436,15 +436,18 @@ TEST(JwtCompat, PyJwtVerifiesOurRs256AndEs256TokensFromJwks) {
 TEST(JwtCache, CachedTokensAreStillCheckedForTimeAndType) {
     const auto codec = hs256();
     const std::string token = codec.sign(access_claims());
-    ASSERT_TRUE(codec.verify(token, "access", kNow));
-    ASSERT_TRUE(codec.verify(token, "access", kNow));  // answered from the cache
+    const auto first = codec.verify(token, "access", kNow);
+    ASSERT_TRUE(first);
+    const auto cached = codec.verify(token, "access", kNow);
+    ASSERT_TRUE(cached);
+    EXPECT_EQ(cached->get(), first->get());  // answered from the cache, not copied
     EXPECT_EQ(codec.verify(token, "refresh", kNow).error(), JwtError::WrongType);
     EXPECT_EQ(codec.verify(token, "access", kNow + 2000).error(), JwtError::Expired);
     EXPECT_EQ(codec.verify(token, "access", kNow - 100).error(), JwtError::NotYetValid);  // iat
     const auto again = codec.verify(token, "access", kNow);
     ASSERT_TRUE(again);
-    EXPECT_EQ(again->roles, access_claims().roles);
-    EXPECT_EQ(again->jti, "jti-1");
+    EXPECT_EQ((*again)->roles, access_claims().roles);
+    EXPECT_EQ((*again)->jti, "jti-1");
 }
 
 TEST(JwtCache, DisabledCacheAndEvictionGiveTheSameAnswers) {
@@ -461,8 +464,8 @@ TEST(JwtCache, DisabledCacheAndEvictionGiveTheSameAnswers) {
             const auto a = tiny.verify(tokens[i], "access", kNow);
             const auto b = uncached.verify(tokens[i], "access", kNow);
             ASSERT_TRUE(a && b) << i;
-            EXPECT_EQ(a->jti, "jti-" + std::to_string(i));
-            EXPECT_EQ(b->jti, a->jti);
+            EXPECT_EQ((*a)->jti, "jti-" + std::to_string(i));
+            EXPECT_EQ((*b)->jti, (*a)->jti);
         }
     }
     // A tampered token is rejected every time (failures are never cached as successes).
@@ -490,7 +493,7 @@ TEST(JwtCache, ConcurrentVerification) {
                     const auto& token =
                         tokens[(i * 7 + static_cast<std::size_t>(t)) % tokens.size()];
                     const auto r = codec.verify(token, "access", kNow);
-                    if (!r || r->sub.rfind("usr_", 0) != 0) ++failures;
+                    if (!r || (*r)->sub.rfind("usr_", 0) != 0) ++failures;
                 }
             }
         });

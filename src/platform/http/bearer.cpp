@@ -59,7 +59,7 @@ auth::Principal authenticate_access_token(Request& request, const auth::JwtCodec
     auto token = bearer_token(request);
     auto claims = jwt.verify(token, "access", epoch_now());
     if (!claims) throw json::ClientError::unauthorized("invalid or expired token");
-    auto principal = principal_from_claims(*claims);
+    auto principal = principal_from_claims(**claims);
     request.context.user_id = principal.user_id;
     return principal;
 }

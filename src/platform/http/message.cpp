@@ -126,11 +126,11 @@ Response Response::json(int status, std::string body) {
     return response;
 }
 
-Response Response::text(int status, std::string body, std::string content_type) {
+Response Response::text(int status, std::string body, std::string_view content_type) {
     Response response;
     response.status = status;
     response.body = std::move(body);
-    response.content_type = std::move(content_type);
+    response.content_type = content_type;
     return response;
 }
 

@@ -108,7 +108,9 @@ struct Response {
     int status = 200;
     HeaderList headers;
     std::string body;
-    std::string content_type = "application/json";
+    // Static text (a literal): the response does not own it. A std::string would put
+    // "application/json", one byte past the small-string buffer, on the heap for every response.
+    std::string_view content_type = "application/json";
     bool close_connection = false;
     // The headers are sent exactly as listed, with no Content-Type or Content-Length added (a
     // proxy forwarding an upstream's answer). Without a Content-Length header a body_source is
@@ -121,7 +123,7 @@ struct Response {
     std::function<boost::asio::awaitable<void>(Tunnel&)> on_upgrade;
 
     static Response json(int status, std::string body);
-    static Response text(int status, std::string body, std::string content_type = "text/plain");
+    static Response text(int status, std::string body, std::string_view content_type = "text/plain");
     Response& set_header(std::string name, std::string value);
     std::string_view header(std::string_view name) const { return find_header(headers, name); }
 };

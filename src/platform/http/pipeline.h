@@ -88,6 +88,7 @@ class Pipeline {
         telemetry::Counter* errors = nullptr;  // only for statuses >= 400
     };
     boost::asio::awaitable<Response> dispatch(Request& request);
+    boost::asio::awaitable<Response> dispatch_filtered(Request& request);
     void finish(const Request& request, Response& response);
     const Series& series_for(std::string_view method, std::string_view route, int status);
 

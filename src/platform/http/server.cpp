@@ -1,7 +1,13 @@
 // Beast session loop: read headers (header timeout), read body (body timeout), hand the request to
 // the handler, write, then wait for the next request (idle timeout) or close.
+//
+// Timeouts are deadlines, not timers: a connection stores when its current read or write must be
+// over, and one sweep per server cancels the IO of connections past theirs. Beast's tcp_stream
+// arms and cancels a timer for every read and write (three per request), which cost more than a
+// small request's own work.
 #include "platform/http/server.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -14,13 +20,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstdio>
+#include <ctime>
+#include <limits>
 #include <list>
 #include <mutex>
 
@@ -36,10 +44,42 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-// A connection as the drain logic sees it: it can be asked to close if it is idle.
+// CLOCK_MONOTONIC_COARSE: a few nanoseconds to read, a few milliseconds of resolution, which
+// is plenty for timeouts of a second and more and costs nothing per request.
+std::int64_t coarse_now_ns() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
+
+// A client connection: its socket, the deadline of its current IO, and whether it is idle
+// (between requests), for the sweep and the drain, which run on other threads. The socket
+// itself is only touched on the connection's executor.
 struct Connection {
-    beast::tcp_stream* stream = nullptr;
-    bool idle = true;
+    explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+
+    tcp::socket socket;
+    std::atomic<bool> idle{true};
+    std::atomic<std::int64_t> deadline_ns{kNoDeadline};
+    // Set when the sweep cancelled the IO for its deadline; read after an IO failed.
+    bool timed_out = false;
+    std::string response_head;  // reused by every response, so its capacity is allocated once
+
+    void expires_after(std::chrono::milliseconds timeout) {
+        expires_at(coarse_now_ns() +
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+    }
+    void expires_at(std::int64_t when_ns) {
+        timed_out = false;
+        deadline_ns.store(when_ns, std::memory_order_relaxed);
+    }
+    void expires_never() { expires_at(kNoDeadline); }
+    // An IO error that the deadline caused, not the peer.
+    bool timeout(const beast::error_code& ec) const {
+        return ec && (timed_out || ec == beast::error::timeout);
+    }
 };
 
 // How the end of a body_source is marked: by the Content-Length the handler gave, by chunked
@@ -59,19 +99,23 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     std::atomic<std::size_t> in_flight{0};
     std::mutex registry_mutex;
     std::list<std::shared_ptr<Connection>> registry;
+    asio::steady_timer sweep_timer;
 
     State(asio::io_context& context, ServerOptions opts, RequestHandler h, ProtocolErrorResponder p)
         : io(context),
           options(opts),
           handler(std::move(h)),
           protocol_error(std::move(p)),
-          acceptor(asio::make_strand(context)) {}
+          acceptor(asio::make_strand(context)),
+          sweep_timer(acceptor.get_executor()) {}
 
     asio::awaitable<void> accept_loop();
+    asio::awaitable<void> sweep_loop();
+    void sweep();
     asio::awaitable<void> session(tcp::socket socket);
-    asio::awaitable<bool> write(beast::tcp_stream& stream, Response response, bool keep_alive,
+    asio::awaitable<bool> write(Connection& connection, Response response, bool keep_alive,
                                 bool head_request = false, bool http10 = false);
-    asio::awaitable<bool> write_body(beast::tcp_stream& stream, BodySource& source,
+    asio::awaitable<bool> write_body(Connection& connection, BodySource& source,
                                      BodyFraming framing);
 };
 
@@ -100,12 +144,13 @@ using StreamingParser = bhttp::request_parser<bhttp::buffer_body>;
 // A request body read from the client connection as the handler asks for it.
 class RequestBodyStream final : public BodySource {
   public:
-    RequestBodyStream(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    RequestBodyStream(Connection& connection, beast::flat_buffer& buffer,
                       StreamingParser& parser, std::chrono::milliseconds timeout)
-        : stream_(&stream),
+        : connection_(&connection),
           buffer_(&buffer),
           parser_(&parser),
-          deadline_(std::chrono::steady_clock::now() + timeout),
+          deadline_ns_(coarse_now_ns() +
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count()),
           ended_(parser.is_done()) {}
 
     asio::awaitable<Expected<std::string_view, std::string>> next() override {
@@ -113,7 +158,7 @@ class RequestBodyStream final : public BodySource {
         // complete: a proxy would end the body it forwards right there.
         if (!failure_.empty()) co_return unexpected(failure_);
         while (!ended_) {
-            if (stream_ == nullptr) {
+            if (connection_ == nullptr) {
                 failure_ = "the request is over: its body can no longer be read";
                 co_return unexpected(failure_);
             }
@@ -122,13 +167,14 @@ class RequestBodyStream final : public BodySource {
             body.size = chunk_.size();
             // body_timeout bounds the whole body, as for buffered ones: a client trickling a
             // byte now and then must not hold the connection (and an upstream's) forever.
-            stream_->expires_at(deadline_);
+            connection_->expires_at(deadline_ns_);
             auto [ec, read] =
-                co_await bhttp::async_read_some(*stream_, *buffer_, *parser_, kNoThrow);
+                co_await bhttp::async_read_some(connection_->socket, *buffer_, *parser_, kNoThrow);
             (void)read;
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec) {
-                failure_ = describe(ec);
+                failure_ = connection_->timeout(ec) ? "request body was not received in time"
+                                                    : describe(ec);
                 detach();
                 co_return unexpected(failure_);
             }
@@ -140,11 +186,11 @@ class RequestBodyStream final : public BodySource {
     }
 
     // True when the body was read to its end: the connection can carry the next request.
-    bool complete() const { return failure_.empty() && stream_ != nullptr && ended_; }
+    bool complete() const { return failure_.empty() && connection_ != nullptr && ended_; }
     // The session is done with the connection (and the parser); a handler still holding the
     // source gets errors.
     void detach() {
-        stream_ = nullptr;
+        connection_ = nullptr;
         buffer_ = nullptr;
         parser_ = nullptr;
     }
@@ -152,14 +198,13 @@ class RequestBodyStream final : public BodySource {
   private:
     static std::string describe(const beast::error_code& ec) {
         if (ec == bhttp::error::body_limit) return "request body is too large";
-        if (ec == beast::error::timeout) return "request body was not received in time";
         return "reading the request body: " + ec.message();
     }
 
-    beast::tcp_stream* stream_;
+    Connection* connection_;
     beast::flat_buffer* buffer_;
     StreamingParser* parser_;
-    std::chrono::steady_clock::time_point deadline_;
+    std::int64_t deadline_ns_;
     bool ended_;
     std::string failure_;
     std::array<char, 16 * 1024> chunk_{};
@@ -207,9 +252,9 @@ BodyFraming framing_of(const Response& response, bool http10) {
 // The client connection handed to an upgrade handler.
 class StreamTunnel final : public Tunnel {
   public:
-    StreamTunnel(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    StreamTunnel(Connection& connection, beast::flat_buffer& buffer,
                  std::chrono::milliseconds idle_timeout)
-        : stream_(stream), buffer_(buffer), idle_timeout_(idle_timeout) {}
+        : connection_(connection), buffer_(buffer), idle_timeout_(idle_timeout) {}
 
     std::string take_buffered() override {
         std::string bytes(static_cast<const char*>(buffer_.data().data()), buffer_.size());
@@ -218,18 +263,18 @@ class StreamTunnel final : public Tunnel {
     }
 
     asio::awaitable<Expected<std::size_t, std::string>> read_some(std::span<char> into) override {
-        stream_.expires_after(idle_timeout_);
-        auto [ec, bytes] =
-            co_await stream_.async_read_some(asio::buffer(into.data(), into.size()), kNoThrow);
+        connection_.expires_after(idle_timeout_);
+        auto [ec, bytes] = co_await connection_.socket.async_read_some(
+            asio::buffer(into.data(), into.size()), kNoThrow);
         if (ec == asio::error::eof) co_return std::size_t{0};
         if (ec) co_return unexpected(ec.message());
         co_return bytes;
     }
 
     asio::awaitable<Expected<void, std::string>> write(std::string_view bytes) override {
-        stream_.expires_after(idle_timeout_);
-        auto [ec, written] =
-            co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), kNoThrow);
+        connection_.expires_after(idle_timeout_);
+        auto [ec, written] = co_await asio::async_write(
+            connection_.socket, asio::buffer(bytes.data(), bytes.size()), kNoThrow);
         (void)written;
         if (ec) co_return unexpected(ec.message());
         co_return Expected<void, std::string>{};
@@ -237,19 +282,22 @@ class StreamTunnel final : public Tunnel {
 
     void shutdown_send() override {
         beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        connection_.socket.shutdown(tcp::socket::shutdown_send, ignored);
     }
 
   private:
-    beast::tcp_stream& stream_;
+    Connection& connection_;
     beast::flat_buffer& buffer_;
     std::chrono::milliseconds idle_timeout_;
 };
 
 // The status line and headers of a response, in one buffer: cheaper than Beast's serializer on
 // this hot path, and our responses need nothing it adds (no chunking, no trailers).
-std::string response_head(const Response& response, BodyFraming framing, bool close, bool http10) {
-    std::string head;
+// Written into `head`, which the connection reuses: its capacity stays from one response to the
+// next.
+void write_response_head(std::string& head, const Response& response, BodyFraming framing,
+                         bool close, bool http10) {
+    head.clear();
     head.reserve(160 + response.headers.size() * 48);
     head.append("HTTP/1.1 ");
     head.append(std::to_string(response.status));
@@ -285,12 +333,11 @@ std::string response_head(const Response& response, BodyFraming framing, bool cl
         head.append("Connection: keep-alive\r\n");
     }
     head.append("\r\n");
-    return head;
 }
 
 }  // namespace
 
-asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response response,
+asio::awaitable<bool> Server::State::write(Connection& connection, Response response,
                                            bool keep_alive, bool head_request, bool http10) {
     // HEAD answers and 1xx/204/304 have no body, even when a proxied one comes with an (empty)
     // body_source: a chunked terminator there would corrupt the connection's next response.
@@ -298,25 +345,30 @@ asio::awaitable<bool> Server::State::write(beast::tcp_stream& stream, Response r
     const BodyFraming framing = no_body ? BodyFraming::Fixed : framing_of(response, http10);
     bool close = !keep_alive || response.close_connection || draining.load() ||
                  framing == BodyFraming::UntilClose;
-    std::string head = response_head(response, framing, close, http10);
+    std::string& head = connection.response_head;
+    write_response_head(head, response, framing, close, http10);
     // A HEAD answer carries the GET answer's Content-Length but no body.
     const bool inline_body = !head_request && !response.body_source;
     std::array<asio::const_buffer, 2> buffers{
         asio::buffer(head), inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
-    stream.expires_after(options.write_timeout);
-    auto [ec, bytes] = co_await asio::async_write(stream, buffers, kNoThrow);
+    connection.expires_after(options.write_timeout);
+    auto [ec, bytes] = co_await asio::async_write(connection.socket, buffers, kNoThrow);
     (void)bytes;
+    // An idle connection keeps an ordinary head's capacity, not an unusually large one's.
+    if (head.capacity() > 8 * 1024) std::string().swap(head);
     if (ec) co_return false;
     if (response.body_source && !no_body) {
-        if (!co_await write_body(stream, *response.body_source, framing)) co_return false;
+        if (!co_await write_body(connection, *response.body_source, framing)) co_return false;
     }
     co_return !close;
 }
 
-asio::awaitable<bool> Server::State::write_body(beast::tcp_stream& stream, BodySource& source,
+asio::awaitable<bool> Server::State::write_body(Connection& connection, BodySource& source,
                                                 BodyFraming framing) {
     char size_line[24];
     for (;;) {
+        // The source may take its time (an upstream's next chunk); only the writes have one.
+        connection.expires_never();
         auto piece = co_await source.next();
         if (!piece) co_return false;
         if (piece->empty()) break;
@@ -327,15 +379,15 @@ asio::awaitable<bool> Server::State::write_body(beast::tcp_stream& stream, BodyS
             buffers[0] = asio::buffer(size_line, static_cast<std::size_t>(length));
             buffers[2] = asio::buffer("\r\n", 2);
         }
-        stream.expires_after(options.write_timeout);
-        auto [ec, written] = co_await asio::async_write(stream, buffers, kNoThrow);
+        connection.expires_after(options.write_timeout);
+        auto [ec, written] = co_await asio::async_write(connection.socket, buffers, kNoThrow);
         (void)written;
         if (ec) co_return false;
     }
     if (framing == BodyFraming::Chunked) {
-        stream.expires_after(options.write_timeout);
-        auto [ec, written] =
-            co_await asio::async_write(stream, asio::buffer("0\r\n\r\n", 5), kNoThrow);
+        connection.expires_after(options.write_timeout);
+        auto [ec, written] = co_await asio::async_write(
+            connection.socket, asio::buffer("0\r\n\r\n", 5), kNoThrow);
         (void)written;
         if (ec) co_return false;
     }
@@ -364,16 +416,14 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
     beast::error_code ignored;
     auto remote_endpoint = socket.remote_endpoint(ignored);
     std::string remote = ignored ? std::string{} : remote_endpoint.address().to_string();
-    beast::tcp_stream stream(std::move(socket));
-    auto connection = std::make_shared<Connection>();
-    connection->stream = &stream;
+    auto connection = std::make_shared<Connection>(std::move(socket));
+    tcp::socket& socket_ = connection->socket;
     std::unique_lock registry_lock(registry_mutex);
     Registration registration{*this, registry.insert(registry.end(), connection)};
     registry_lock.unlock();
-    auto set_idle = [&](bool idle) {
-        std::lock_guard lock(registry_mutex);
-        connection->idle = idle;
-    };
+    // Read by the drain on another thread; it acts on the connection's executor, so a store
+    // here needs no lock.
+    auto set_idle = [&](bool idle) { connection->idle.store(idle, std::memory_order_relaxed); };
     beast::flat_buffer buffer;
     bool first = true;
     bool unread_body = false;
@@ -390,30 +440,32 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         if (buffer.size() == 0) {
             // Between requests the idle timeout applies until the next request's first byte;
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
-            stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+            connection->expires_after(first ? options.header_timeout : options.idle_timeout);
             auto [idle_ec, idle_bytes] =
-                co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+                co_await socket_.async_read_some(buffer.prepare(4096), kNoThrow);
             if (idle_ec) break;
             buffer.commit(idle_bytes);
         }
         // A request has begun: a drain lets it finish rather than cutting it off.
         set_idle(false);
-        stream.expires_after(options.header_timeout);
+        connection->expires_after(options.header_timeout);
         first = false;
         auto [header_ec, header_bytes] =
-            co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+            co_await bhttp::async_read_header(socket_, buffer, parser, kNoThrow);
         (void)header_bytes;
         if (header_ec) {
             if (header_ec == bhttp::error::header_limit) {
-                co_await write(stream, protocol_error(431, "request headers are too large"), false);
+                co_await write(*connection, protocol_error(431, "request headers are too large"),
+                               false);
             } else if (header_ec == bhttp::error::body_limit) {
                 unread_body = true;
-                co_await write(stream, protocol_error(413, "request body is too large"), false);
+                co_await write(*connection, protocol_error(413, "request body is too large"),
+                               false);
             } else if (header_ec != bhttp::error::end_of_stream &&
-                       header_ec != beast::error::timeout && header_ec != asio::error::eof &&
+                       !connection->timeout(header_ec) && header_ec != asio::error::eof &&
                        header_ec != asio::error::operation_aborted &&
                        header_ec != asio::error::connection_reset && buffer.size() > 0) {
-                co_await write(stream, protocol_error(400, "malformed HTTP request"), false);
+                co_await write(*connection, protocol_error(400, "malformed HTTP request"), false);
             }
             break;
         }
@@ -424,14 +476,14 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             parser.content_length().value_or(0) > options.max_body_bytes) {
             // Checked before any 100 Continue, so the client does not start sending it.
             unread_body = true;
-            co_await write(stream, protocol_error(413, "request body is too large"), false);
+            co_await write(*connection, protocol_error(413, "request body is too large"), false);
             break;
         }
         if (!parser.is_done() && iequals(parser.get()[bhttp::field::expect], "100-continue")) {
             // The client waits for this before sending its body (curl: up to a second).
-            stream.expires_after(options.write_timeout);
+            connection->expires_after(options.write_timeout);
             auto [continue_ec, continue_bytes] = co_await asio::async_write(
-                stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
+                socket_, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
             (void)continue_bytes;
             if (continue_ec) break;
         }
@@ -441,25 +493,28 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             // Beast lets a parser change its body type between the head and the body.
             streaming_parser = std::make_unique<StreamingParser>(std::move(parser));
             streaming_parser->body_limit(options.max_streamed_body_bytes);
-            body_stream = std::make_shared<RequestBodyStream>(stream, buffer, *streaming_parser,
-                                                              options.body_timeout);
+            body_stream = std::make_shared<RequestBodyStream>(
+                *connection, buffer, *streaming_parser, options.body_timeout);
         } else if (!parser.is_done()) {
-            stream.expires_after(options.body_timeout);
+            connection->expires_after(options.body_timeout);
             auto [body_ec, body_bytes] =
-                co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+                co_await bhttp::async_read(socket_, buffer, parser, kNoThrow);
             (void)body_bytes;
             if (body_ec) {
                 if (body_ec == bhttp::error::body_limit) {
                     unread_body = true;
-                    co_await write(stream, protocol_error(413, "request body is too large"), false);
-                } else if (body_ec == beast::error::timeout) {
-                    co_await write(stream,
+                    co_await write(*connection, protocol_error(413, "request body is too large"),
+                                   false);
+                } else if (connection->timeout(body_ec)) {
+                    co_await write(*connection,
                                    protocol_error(408, "request body was not received in time"),
                                    false);
                 }
                 break;
             }
         }
+        // The handler takes the time it takes; the next read or write sets a new deadline.
+        connection->expires_never();
         Request request = body_stream ? head_to_request(streaming_parser->get(), remote)
                                       : to_request(parser.release(), remote);
         request.body_stream = body_stream;
@@ -486,12 +541,13 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         if (response.status == 101 && response.on_upgrade) {
             if (draining.load()) {
                 // A connection that would outlive the drain is refused, not half-opened.
-                co_await write(stream, protocol_error(503, "the server is shutting down"), false);
+                co_await write(*connection, protocol_error(503, "the server is shutting down"),
+                               false);
                 break;
             }
             auto on_upgrade = std::move(response.on_upgrade);
-            if (!co_await write(stream, std::move(response), true, false, http10)) break;
-            StreamTunnel tunnel(stream, buffer, options.tunnel_idle_timeout);
+            if (!co_await write(*connection, std::move(response), true, false, http10)) break;
+            StreamTunnel tunnel(*connection, buffer, options.tunnel_idle_timeout);
             InFlight in_flight_guard(in_flight);
             std::exception_ptr failure;
             try {
@@ -510,11 +566,12 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             }
             break;
         }
-        bool again = co_await write(stream, std::move(response), keep_alive, head_request, http10);
+        bool again =
+            co_await write(*connection, std::move(response), keep_alive, head_request, http10);
         if (!again) break;
         set_idle(true);
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     if (unread_body) {
         // Closing with unread input makes the kernel send a reset, which can overtake the
         // answer on a real network: read and drop what the client still sends, briefly
@@ -522,16 +579,61 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         // The connection's own buffer is the sink: a local array would live in every
         // session's coroutine frame, idle connections included.
         std::size_t discarded = 0;
-        stream.expires_after(std::chrono::seconds(2));
+        connection->expires_after(std::chrono::seconds(2));
         while (discarded < (4u << 20)) {
             buffer.consume(buffer.size());
             auto [linger_ec, bytes] =
-                co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
+                co_await socket_.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
             if (linger_ec) break;
             discarded += bytes;
         }
     }
-    stream.close();
+    socket_.close(ignored);
+}
+
+// Cancels the IO of every connection past its deadline, on the connection's own executor,
+// where the deadline is checked again: the connection may have moved on meanwhile.
+void Server::State::sweep() {
+    const std::int64_t now = coarse_now_ns();
+    std::lock_guard lock(registry_mutex);
+    for (const auto& connection : registry) {
+        if (connection->deadline_ns.load(std::memory_order_relaxed) > now) continue;
+        std::weak_ptr<Connection> weak = connection;
+        asio::post(connection->socket.get_executor(), [weak] {
+            auto alive = weak.lock();
+            if (!alive || alive->deadline_ns.load(std::memory_order_relaxed) > coarse_now_ns()) {
+                return;
+            }
+            alive->timed_out = true;
+            alive->deadline_ns.store(kNoDeadline, std::memory_order_relaxed);
+            beast::error_code ignored;
+            alive->socket.cancel(ignored);
+        });
+    }
+}
+
+asio::awaitable<void> Server::State::sweep_loop() {
+    std::weak_ptr<State> weak = weak_from_this();
+    // A tick of an eighth of the shortest timeout (within 5 ms..250 ms): timeouts fire at most
+    // that late, and an idle server wakes four times a second.
+    const auto shortest =
+        std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
+                  options.write_timeout, options.tunnel_idle_timeout});
+    const auto tick = std::clamp<std::chrono::milliseconds>(
+        shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
+    for (;;) {
+        {
+            auto state = weak.lock();
+            if (!state || (state->draining.load() && state->connections.load() == 0)) co_return;
+            state->sweep_timer.expires_after(tick);
+        }
+        // The timer is the state's: once the state is gone the wait ends with an error.
+        auto [ec] = co_await sweep_timer.async_wait(kNoThrow);
+        if (ec) co_return;
+        auto state = weak.lock();
+        if (!state) co_return;
+        state->sweep();
+    }
 }
 
 asio::awaitable<void> Server::State::accept_loop() {
@@ -586,6 +688,7 @@ Expected<std::uint16_t, std::string> Server::listen(const std::string& host, std
 
 void Server::start() {
     asio::co_spawn(state_->acceptor.get_executor(), state_->accept_loop(), asio::detached);
+    asio::co_spawn(state_->acceptor.get_executor(), state_->sweep_loop(), asio::detached);
 }
 
 void Server::begin_drain() {
@@ -597,12 +700,15 @@ void Server::begin_drain() {
     });
     std::lock_guard lock(state->registry_mutex);
     for (const auto& connection : state->registry) {
-        if (!connection->idle) continue;
-        auto* stream = connection->stream;
+        if (!connection->idle.load()) continue;
         std::weak_ptr<Connection> weak = connection;
-        asio::post(stream->get_executor(), [state, weak] {
-            std::lock_guard inner(state->registry_mutex);
-            if (auto alive = weak.lock(); alive && alive->idle) alive->stream->cancel();
+        // On the connection's executor, so the session is not between its check of `idle`
+        // and the read it starts.
+        asio::post(connection->socket.get_executor(), [weak] {
+            if (auto alive = weak.lock(); alive && alive->idle.load()) {
+                beast::error_code ignored;
+                alive->socket.cancel(ignored);
+            }
         });
     }
 }

@@ -22,7 +22,10 @@ struct BodyHandler {
     static constexpr std::size_t max_key_size = boost::json::string::max_size();
     static constexpr std::size_t max_string_size = boost::json::string::max_size();
 
-    boost::json::value_stack stack;
+    // The stack's own scratch space (keys and strings being assembled) comes first from this
+    // buffer, so a small document needs no allocation for it.
+    alignas(std::max_align_t) unsigned char temporary[512];
+    boost::json::value_stack stack{{}, temporary, sizeof temporary};
 
     bool on_document_begin(boost::json::error_code&) { return true; }
     bool on_document_end(boost::json::error_code&) { return true; }
@@ -98,7 +101,8 @@ std::string describe(const boost::json::error_code& ec, std::size_t max_depth) {
 }  // namespace
 
 Expected<boost::json::value, FieldError> parse_body(std::string_view body,
-                                                    const ParseOptions& options) {
+                                                    const ParseOptions& options,
+                                                    boost::json::storage_ptr storage) {
     if (std::all_of(body.begin(), body.end(),
                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; })) {
         return unexpected(body_error("must not be empty"));
@@ -111,7 +115,7 @@ Expected<boost::json::value, FieldError> parse_body(std::string_view body,
     boost::json::parse_options parse_options;
     parse_options.max_depth = max_depth;
     boost::json::basic_parser<BodyHandler> parser(parse_options);
-    parser.handler().stack.reset();
+    parser.handler().stack.reset(std::move(storage));
 
     boost::json::error_code ec;
     const std::size_t consumed = parser.write_some(false, body.data(), body.size(), ec);

@@ -1,7 +1,9 @@
 // Parsing untrusted request bodies into JSON with limits, and straight into described structs.
 #pragma once
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
 #include <string_view>
@@ -25,9 +27,10 @@ struct ParseOptions {
 // trailing commas, nothing after the value); numbers too large for a double are rejected. When an
 // object repeats a key the LAST occurrence wins, so the result never depends on hash order.
 // On failure the error has field "body" and a short message with the byte offset; the input
-// itself is never echoed.
+// itself is never echoed. The value is allocated from `storage` (default: the heap).
 Expected<boost::json::value, FieldError> parse_body(std::string_view body,
-                                                    const ParseOptions& options = {});
+                                                    const ParseOptions& options = {},
+                                                    boost::json::storage_ptr storage = {});
 
 // parse_body that also requires the top level to be an object.
 Expected<boost::json::object, FieldError> parse_object(std::string_view body,
@@ -39,7 +42,12 @@ template <class T>
 Expected<T, std::vector<FieldError>> parse_as(std::string_view body) {
     ParseOptions options;
     options.require_object = detail::kIsDescribedStruct<T> || detail::IsStringMap<T>::value;
-    auto parsed = parse_body(body, options);
+    // The parsed value only lives until it is decoded: a request body of ordinary size is
+    // parsed into this stack buffer instead of one heap allocation per key, string and object.
+    // Decoding copies out of it (a json::value member is copied into its own storage).
+    alignas(std::max_align_t) unsigned char scratch[2048];
+    boost::json::monotonic_resource arena(scratch, sizeof scratch);
+    auto parsed = parse_body(body, options, &arena);
     if (!parsed) return unexpected(std::vector<FieldError>{std::move(parsed).error()});
     auto decoded = from_value<T>(*parsed);
     if (decoded) return decoded;

@@ -23,6 +23,31 @@ struct Login {
 };
 BOOST_DESCRIBE_STRUCT(Login, (), (email, password, remember))
 
+struct Tagged {
+    std::string name;
+    boost::json::value metadata;
+    boost::json::object labels;
+};
+BOOST_DESCRIBE_STRUCT(Tagged, (), (name, metadata, labels))
+
+// parse_as parses into a scratch arena: what it returns must own its memory, also when the
+// document outgrows the arena's stack buffer.
+TEST(ParseAs, DecodedJsonMembersOutliveTheParse) {
+    for (const std::size_t filler : {8u, 64u * 1024u}) {
+        const std::string long_text(filler, 'x');
+        const std::string body = R"({"name":"n","metadata":{"list":[1,2,")" + long_text +
+                                 R"("]},"labels":{"k":")" + long_text + R"("}})";
+        auto decoded = parse_as<Tagged>(body);
+        ASSERT_TRUE(decoded.has_value());
+        EXPECT_EQ(decoded->metadata.storage(), boost::json::storage_ptr());
+        EXPECT_EQ(decoded->labels.storage(), boost::json::storage_ptr());
+        const Tagged copy = *decoded;
+        decoded = Tagged{};  // nothing may still point into the parse
+        EXPECT_EQ(copy.metadata.at("list").at(2).as_string(), long_text);
+        EXPECT_EQ(copy.labels.at("k").as_string(), long_text);
+    }
+}
+
 std::string error_of(std::string_view body, const ParseOptions& options = {}) {
     auto result = parse_body(body, options);
     EXPECT_FALSE(result.has_value()) << body;

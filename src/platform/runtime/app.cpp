@@ -167,7 +167,7 @@ class AppContext final : public ModuleContext {
     std::size_t io_threads() const override { return io_threads_; }
     void set_edge(Edge edge) override { edge_ = std::move(edge); }
     asio::awaitable<http::Response> dispatch_local(http::Request& request) override {
-        co_return co_await http::dispatch_route(router_, request);
+        return http::dispatch_route(router_, request);
     }
     const Edge& edge() const { return edge_; }
     void set_process(std::vector<std::pair<std::string, std::string>> modules,
@@ -221,9 +221,10 @@ std::string read_file(const std::string& path, std::string& error) {
 void add_probe_routes(http::Router& router, const std::string& service, const AppContext& context,
                       const std::atomic<bool>& ready) {
     router.add(http::Method::Get, "/health",
-               [service](http::Request&) -> asio::awaitable<http::Response> {
-                   boost::json::object body{{"status", "healthy"}, {"service", service}};
-                   co_return http::Response::json(200, boost::json::serialize(body));
+               [body = boost::json::serialize(
+                    boost::json::object{{"status", "healthy"}, {"service", service}})](
+                   http::Request&) -> asio::awaitable<http::Response> {
+                   co_return http::Response::json(200, body);
                });
     router.add(http::Method::Get, "/ready",
                [&context, &ready](http::Request& request) -> asio::awaitable<http::Response> {

@@ -999,7 +999,7 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         Response response;
         response.status = result->status;
         response.verbatim_headers = true;
-        response.content_type.clear();
+        response.content_type = {};
         response.headers.reserve(result->headers.size() + 4);
         const std::string upstream_connection(result->header("Connection"));
         for (auto& [name, value] : result->headers) {

@@ -96,7 +96,7 @@ class CorsPlugin final : public Plugin {
                                !request.header("Access-Control-Request-Method").empty();
         if (!preflight || config_.preflight_continue) co_return std::nullopt;
         Response response = Response::text(204, "");
-        response.content_type.clear();
+        response.content_type = {};
         if (auto allowed = allowed_origin(origin)) {
             response.headers.emplace_back("Access-Control-Allow-Origin", *allowed);
             if (*allowed != "*") response.headers.emplace_back("Vary", "Origin");
@@ -240,23 +240,24 @@ class JwtPlugin final : public Plugin {
                              .count();
         const std::string_view expected_type =
             config_.token_type == "any" ? std::string_view() : std::string_view(config_.token_type);
-        auto claims = codec->verify(token, expected_type, now);
-        if (!claims) {
+        auto verified = codec->verify(token, expected_type, now);
+        if (!verified) {
             co_return error(json::ErrorCode::Unauthorized, 401,
                             std::string("invalid token: ") +
-                                std::string(auth::jwt_error_message(claims.error())),
+                                std::string(auth::jwt_error_message(verified.error())),
                             exchange);
         }
-        if (config_.maximum_expiration > 0 && claims->exp - now > config_.maximum_expiration) {
+        const auth::Claims& claims = **verified;
+        if (config_.maximum_expiration > 0 && claims.exp - now > config_.maximum_expiration) {
             co_return error(json::ErrorCode::Unauthorized, 401,
                             "token lifetime exceeds the maximum expiration", exchange);
         }
-        auto identity = identity_of(token, *claims);
-        request.headers.emplace_back("X-User-ID", claims->sub);
+        auto identity = identity_of(token, claims);
+        request.headers.emplace_back("X-User-ID", claims.sub);
         request.headers.emplace_back("X-User-Roles", identity->roles);
         request.headers.emplace_back("X-User-Permissions", identity->permissions);
-        request.context.user_id = claims->sub;
-        exchange.consumer = consumer.empty() ? claims->sub : consumer;
+        request.context.user_id = claims.sub;
+        exchange.consumer = consumer.empty() ? claims.sub : consumer;
         co_return std::nullopt;
     }
 

@@ -633,8 +633,9 @@ asio::awaitable<http::Response> SecurityModule::refresh(http::Request& request) 
         }());
     }
     auto body = parse_body<RefreshBody>(request);
-    auto claims = jwt_->verify(body.refresh_token, "refresh", epoch_now());
-    if (!claims) throw ClientError::unauthorized("invalid refresh token");
+    auto verified = jwt_->verify(body.refresh_token, "refresh", epoch_now());
+    if (!verified) throw ClientError::unauthorized("invalid refresh token");
+    const std::shared_ptr<const auth::Claims> claims = std::move(*verified);
     auto now = now_text();
     auto outcome = co_await spend_refresh_token(*claims, body.refresh_token, now);
     std::string family = outcome.family_id;
@@ -723,11 +724,12 @@ asio::awaitable<http::Response> SecurityModule::validate(http::Request& request)
         co_return http::Response::json(
             200, validation_body(principal->user_id, principal->roles, principal->permissions, ""));
     }
-    auto claims = jwt_->verify(body.token, "access", epoch_now());
-    if (!claims) co_return http::Response::json(200, R"({"valid":false})");
-    auto permissions = http::effective_permissions(*claims);
+    auto verified = jwt_->verify(body.token, "access", epoch_now());
+    if (!verified) co_return http::Response::json(200, R"({"valid":false})");
+    const auth::Claims& claims = **verified;
+    auto permissions = http::effective_permissions(claims);
     co_return http::Response::json(
-        200, validation_body(claims->sub, claims->roles, permissions, epoch_text(claims->exp)));
+        200, validation_body(claims.sub, claims.roles, permissions, epoch_text(claims.exp)));
 }
 
 asio::awaitable<http::Response> SecurityModule::me(http::Request& request) {
@@ -742,8 +744,9 @@ asio::awaitable<http::Response> SecurityModule::me(http::Request& request) {
 
 asio::awaitable<http::Response> SecurityModule::logout(http::Request& request) {
     auto body = parse_body<RefreshBody>(request);
-    auto claims = jwt_->verify(body.refresh_token, "refresh", epoch_now());
-    if (!claims) throw ClientError::unauthorized("invalid refresh token");
+    auto verified = jwt_->verify(body.refresh_token, "refresh", epoch_now());
+    if (!verified) throw ClientError::unauthorized("invalid refresh token");
+    const std::shared_ptr<const auth::Claims> claims = std::move(*verified);
     auto now = now_text();
     auto outcome = co_await spend_refresh_token(*claims, body.refresh_token, now);
     if (!outcome.family_id.empty())
