@@ -501,16 +501,26 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // `fresh` skips pooled connections (a retry after a stale one failed).
+    // The most recently used idle connection when it is still usable: it is the least likely to
+    // have been closed by the peer. Not a coroutine, so the common case costs no frame.
+    std::optional<Lease> reuse_idle(HostPool& pool) {
+        if (pool.idle.empty()) return std::nullopt;
+        auto& newest = pool.idle.back();
+        if (newest->idle_expiry <= Clock::now() || !newest->looks_reusable()) return std::nullopt;
+        auto connection = std::move(newest);
+        pool.idle.pop_back();
+        return std::optional<Lease>(std::in_place, this, &pool, std::move(connection), true);
+    }
+
     asio::awaitable<Expected<Lease, ClientError>> acquire(HostPool& pool,
                                                           Clock::time_point deadline, bool fresh) {
-        // Most recently used first: it is the least likely to have been closed by the peer.
+        if (!fresh) {
+            if (auto lease = reuse_idle(pool)) co_return std::move(*lease);
+        }
         if (!pool.idle.empty()) {
+            // A stale connection (or one a fresh attempt must not use): its slot becomes ours.
             auto connection = std::move(pool.idle.back());
             pool.idle.pop_back();
-            if (!fresh && connection->idle_expiry > Clock::now() && connection->looks_reusable()) {
-                co_return Lease(this, &pool, std::move(connection), true);
-            }
-            // The stale connection's slot becomes ours.
             connection->close();
             co_return Lease(this, &pool, nullptr, false);
         }
@@ -759,7 +769,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     }
 
     HostPool& pool_for(const Url& url) {
-        return pools_[std::string(url.tls ? "https://" : "http://") + url.host_header];
+        // The key is built in a reused buffer: a lookup of a known host allocates nothing.
+        thread_local std::string key;
+        key.assign(url.tls ? "https://" : "http://");
+        key.append(url.host_header);
+        if (auto found = pools_.find(key); found != pools_.end()) return found->second;
+        return pools_[key];
     }
 
     // A leased slot with a connected stream: pooled, or new.
@@ -982,12 +997,10 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
 
     using StreamedResult = Expected<StreamedResponse, ClientError>;
 
-    static asio::awaitable<StreamedResult> send_streamed(std::shared_ptr<Impl> self,
-                                                         ClientRequest request) {
-        co_return co_await self->send_streamed_impl(std::move(request));
-    }
-
-    asio::awaitable<StreamedResult> send_streamed_impl(ClientRequest request) {
+    // `self` keeps the client alive for the call.
+    asio::awaitable<StreamedResult> send_streamed(std::shared_ptr<Impl> self,
+                                                  ClientRequest request) {
+        (void)self;
         auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
         auto read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         auto deadline = Clock::now() + timeout;
@@ -1005,7 +1018,15 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         const bool retry_allowed =
             wire.idempotent && !wire.body_stream && request.replay_on_stale_connection;
         for (int attempt = 0;; ++attempt) {
-            auto lease = co_await connected_lease(pool, *url, deadline, attempt > 0);
+            std::optional<Expected<Lease, ClientError>> leased;
+            if (attempt == 0) {
+                if (auto pooled = reuse_idle(pool)) leased.emplace(std::move(*pooled));
+            }
+            if (!leased) {
+                auto connected = co_await connected_lease(pool, *url, deadline, attempt > 0);
+                leased.emplace(std::move(connected));
+            }
+            auto& lease = *leased;
             if (!lease) {
                 auto failure = std::move(lease).error();
                 failure.request_sent = sent_any;
@@ -1140,7 +1161,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     asio::steady_timer sweep_timer_;
     // Entries are never erased: waiters and leases point into them, and the set of upstreams a
     // process talks to is small and fixed by configuration.
-    std::map<std::string, HostPool> pools_;
+    std::map<std::string, HostPool, std::less<>> pools_;
     std::uint64_t connections_created_ = 0;
     bool sweeping_ = false;
     bool closed_ = false;
@@ -1159,7 +1180,7 @@ asio::awaitable<Expected<ClientResponse, ClientError>> HttpClient::send(ClientRe
 
 asio::awaitable<Expected<StreamedResponse, ClientError>> HttpClient::send_streamed(
     ClientRequest request) {
-    return Impl::send_streamed(impl_, std::move(request));
+    return impl_->send_streamed(impl_, std::move(request));
 }
 
 void HttpClient::close_idle() {

@@ -308,18 +308,11 @@ class UpstreamClient {
     UpstreamClient(const UpstreamClient&) = delete;
     UpstreamClient& operator=(const UpstreamClient&) = delete;
 
+    // Not a coroutine on one thread: the client's own coroutine is all there is to await.
     asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>> send_streamed(
         http::ClientRequest request) {
-        if (!stranded_) co_return co_await client_->send_streamed(std::move(request));
-        auto result = co_await on_strand(executor_, client_->send_streamed(std::move(request)));
-        if (result && result->body) {
-            result->body = std::make_shared<StrandBody>(std::move(result->body), executor_);
-        }
-        if (result && result->upgraded) {
-            result->upgraded =
-                std::make_shared<StrandTunnel>(std::move(result->upgraded), executor_);
-        }
-        co_return result;
+        if (!stranded_) return client_->send_streamed(std::move(request));
+        return send_streamed_on_strand(std::move(request));
     }
 
     void close() {
@@ -337,6 +330,19 @@ class UpstreamClient {
     }
 
   private:
+    asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>>
+    send_streamed_on_strand(http::ClientRequest request) {
+        auto result = co_await on_strand(executor_, client_->send_streamed(std::move(request)));
+        if (result && result->body) {
+            result->body = std::make_shared<StrandBody>(std::move(result->body), executor_);
+        }
+        if (result && result->upgraded) {
+            result->upgraded =
+                std::make_shared<StrandTunnel>(std::move(result->upgraded), executor_);
+        }
+        co_return result;
+    }
+
     asio::any_io_executor executor_;
     bool stranded_;
     std::shared_ptr<http::HttpClient> client_;
@@ -861,19 +867,26 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
     co_return response;
 }
 
-asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const RouteMatch& match,
-                                               const ServiceRuntime& runtime) {
+namespace {
+
+bool is_upgrade(const http::Request& request) {
+    return !request.header("Upgrade").empty() &&
+           lists_token(request.header("Connection"), "upgrade");
+}
+
+// The request to send upstream, without its URL and body. Built again for a retry rather than
+// copied for every first attempt: most requests have no second one.
+http::ClientRequest upstream_request(const http::Request& request, const RouteMatch& match,
+                                     const ServiceRuntime& runtime) {
     const Service& service = *match.service;
     http::ClientRequest upstream;
     upstream.method = std::string(method_text(request));
     upstream.timeout = service.connect_timeout + service.write_timeout + service.read_timeout;
     upstream.read_timeout = service.read_timeout;
-    const std::string path = match.upstream_path(request.target);
 
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
     const auto connection_header = request.header("Connection");
-    const bool upgrade =
-        !request.header("Upgrade").empty() && lists_token(connection_header, "upgrade");
+    const bool upgrade = is_upgrade(request);
     upstream.headers.reserve(request.headers.size() + 6);
     std::string forwarded_for;
     for (const auto& [name, value] : request.headers) {
@@ -910,6 +923,18 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
                request.method == http::Method::Put || request.method == http::Method::Patch) {
         upstream.headers.emplace_back("Content-Length", std::to_string(request.body.size()));
     }
+    // The client must not replay a request whose bytes may have reached the upstream.
+    upstream.replay_on_stale_connection = false;
+    return upstream;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const RouteMatch& match,
+                                               const ServiceRuntime& runtime) {
+    const Service& service = *match.service;
+    const std::string path = match.upstream_path(request.target);
+    const bool upgrade = is_upgrade(request);
 
     std::shared_ptr<MirrorComparison> comparison;
     if (service.mirror && runtime.mirror_client && request.body_stream) {
@@ -926,7 +951,8 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
             comparison.reset();
         } else {
             mirrors_in_flight->fetch_add(1);
-            http::ClientRequest shadow = upstream;
+            http::ClientRequest shadow = upstream_request(request, match, runtime);
+            shadow.replay_on_stale_connection = true;
             shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
             shadow.body = request.body;
             shadow.timeout = service.mirror->timeout;
@@ -949,22 +975,15 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
             co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 503,
                                     "no healthy upstream for service " + service.name, request, 1);
         }
-        // The last (often the only) attempt takes the request; earlier ones send a copy.
-        http::ClientRequest attempt_request;
-        if (attempt + 1 == attempts) {
-            attempt_request = std::move(upstream);
-        } else {
-            attempt_request = upstream;
-        }
+        http::ClientRequest attempt_request = upstream_request(request, match, runtime);
         attempt_request.url = target->base + path;
+        // The last (often the only) attempt takes the body; earlier ones send a copy.
         if (attempt + 1 == attempts) {
             attempt_request.body = std::move(request.body);
         } else {
             attempt_request.body = request.body;
         }
         attempt_request.body_stream = request.body_stream;
-        // The client must not replay a request whose bytes may have reached the upstream.
-        attempt_request.replay_on_stale_connection = false;
         auto result = co_await runtime.client->send_streamed(std::move(attempt_request));
         if (!result && result.error().kind == http::ClientError::RequestBody) {
             // The client's body failed, not the upstream: no retry, no mark on the target.
