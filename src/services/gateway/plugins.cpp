@@ -484,9 +484,11 @@ class RateLimitingPlugin final : public Plugin {
     }
 
     boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
-        std::string key = scope_;
+        std::string key;
+        key.reserve(scope_.size() + 80);  // one allocation for a consumer id or an address
+        key.append(scope_);
         key.push_back('|');
-        key.append(identifier(exchange));
+        append_identifier(key, exchange);
         const auto now = std::chrono::system_clock::now();
         auto decision = co_await counter_.hit(key, windows_, now);
         if (!decision) {
@@ -513,27 +515,34 @@ class RateLimitingPlugin final : public Plugin {
 
   private:
     // Whom the limit counts, as Kong: a missing consumer or header falls back to the address.
-    std::string identifier(const Exchange& exchange) const {
+    void append_identifier(std::string& key, const Exchange& exchange) const {
         const auto& request = exchange.request;
         using LimitBy = RateLimitingPluginConfig::LimitBy;
         switch (config_.limit_by) {
             case LimitBy::Consumer:
             case LimitBy::Credential:
-                if (!exchange.consumer.empty()) return "c:" + exchange.consumer;
+                if (!exchange.consumer.empty()) {
+                    key.append("c:").append(exchange.consumer);
+                    return;
+                }
                 break;
             case LimitBy::Header:
                 if (auto value = request.header(config_.header_name); !value.empty()) {
-                    return "h:" + std::string(value);
+                    key.append("h:").append(value);
+                    return;
                 }
                 break;
             case LimitBy::Service:
-                return "s:" + (exchange.match.service ? exchange.match.service->name : "");
+                key.append("s:");
+                if (exchange.match.service) key.append(exchange.match.service->name);
+                return;
             case LimitBy::Path:
-                return "p:" + std::string(request.path());
+                key.append("p:").append(request.path());
+                return;
             case LimitBy::Ip:
                 break;
         }
-        return "ip:" + request.remote_address;
+        key.append("ip:").append(request.remote_address);
     }
 
     RateLimitingPluginConfig config_;
