@@ -537,6 +537,104 @@ TEST_F(PostgresOnly, ALostConnectionFailsTheQueryAndTheNextOneWorks) {
     }());
 }
 
+// How many statements with this text the connection has prepared on the server.
+asio::awaitable<std::int64_t> prepared_count(Database& db, std::string_view text) {
+    auto rows = co_await db.query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1",
+        std::string(text));
+    co_return rows[0].get_int("n");
+}
+
+TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
+    PoolOptions one;
+    one.max_connections = 1;
+    auto db = open_database(Backend::kPostgres, one);
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await db->query("DROP TABLE IF EXISTS prepared_items");
+        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY, name TEXT)");
+        const std::string insert = "INSERT INTO prepared_items (id, name) VALUES ($1, $2)";
+        for (std::int64_t id = 1; id <= 5; ++id) {
+            co_await db->query(insert, id, "item " + std::to_string(id));
+        }
+        // Inside a transaction (pipeline mode) and outside, one statement on the server.
+        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
+            session.defer(insert, {Value{std::int64_t{6}}, Value{std::string("deferred")}});
+            co_await session.query(insert, std::int64_t{7}, std::string("queried"));
+        });
+        EXPECT_EQ(co_await prepared_count(*db, insert), 1);
+        auto rows = co_await db->query("SELECT count(*) AS n FROM prepared_items");
+        EXPECT_EQ(rows[0].get_int("n"), 7);
+        // The same text with other parameter types is another statement.
+        co_await db->query("INSERT INTO prepared_items (id, name) VALUES ($1, $2)",
+                           std::int64_t{8}, nullptr);
+        auto null_name = co_await db->query("SELECT name FROM prepared_items WHERE id = $1",
+                                            std::int64_t{8});
+        EXPECT_TRUE(null_name[0].is_null("name"));
+    }());
+}
+
+TEST_F(PostgresOnly, FailingPreparedStatementsAreNotPreparedAgain) {
+    PoolOptions one;
+    one.max_connections = 1;
+    auto db = open_database(Backend::kPostgres, one);
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await db->query("DROP TABLE IF EXISTS prepared_items");
+        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY, name TEXT)");
+        const std::string insert = "INSERT INTO prepared_items (id) VALUES ($1)";
+        co_await db->query(insert, std::int64_t{1});
+        // The statement fails after it was prepared: the name stays valid and is reused.
+        for (int i = 0; i < 3; ++i) {
+            EXPECT_EQ(co_await failure_kind(db->query(insert, std::int64_t{1})),
+                      Kind::UniqueViolation);
+        }
+        EXPECT_EQ(co_await prepared_count(*db, insert), 1);
+        // A statement the server cannot prepare fails every time, and prepares nothing.
+        const std::string broken = "SELECT nothing FROM prepared_items WHERE id = $1";
+        for (int i = 0; i < 2; ++i) {
+            EXPECT_EQ(co_await failure_kind(db->query(broken, std::int64_t{1})), Kind::Other);
+        }
+        EXPECT_EQ(co_await prepared_count(*db, broken), 0);
+        // Nor does one queued behind a failure in the same round trip.
+        const std::string behind = "SELECT id FROM prepared_items WHERE id = $1";
+        EXPECT_EQ(co_await failure_kind(db->transaction([&](Session& session)
+                                                            -> asio::awaitable<void> {
+                      session.defer(insert, {Value{std::int64_t{1}}});
+                      co_await session.query(behind, std::int64_t{1});
+                  })),
+                  Kind::UniqueViolation);
+        EXPECT_EQ(co_await prepared_count(*db, behind), 0);
+        auto rows = co_await db->query(behind, std::int64_t{1});
+        EXPECT_EQ(rows.size(), 1u);
+    }());
+}
+
+TEST_F(PostgresOnly, ASchemaChangeDropsPreparedStatements) {
+    PoolOptions one;
+    one.max_connections = 1;
+    auto db = open_database(Backend::kPostgres, one);
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await db->query("DROP TABLE IF EXISTS prepared_items");
+        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY)");
+        co_await db->query("INSERT INTO prepared_items (id) VALUES ($1)", std::int64_t{1});
+        const std::string everything = "SELECT * FROM prepared_items WHERE id = $1";
+        auto before = co_await db->query(everything, std::int64_t{1});
+        EXPECT_EQ(before[0].columns().size(), 1u);
+        // A prepared SELECT * would fail with "cached plan must not change result type".
+        co_await db->query("ALTER TABLE prepared_items ADD COLUMN name TEXT DEFAULT 'x'");
+        auto after = co_await db->query(everything, std::int64_t{1});
+        EXPECT_EQ(after[0].columns().size(), 2u);
+        EXPECT_EQ(after[0].get_string("name"), "x");
+        co_await db->transaction([](Session& session) -> asio::awaitable<void> {
+            co_await session.execute_script("ALTER TABLE prepared_items ADD COLUMN qty BIGINT");
+        });
+        auto scripted = co_await db->query(everything, std::int64_t{1});
+        EXPECT_EQ(scripted[0].columns().size(), 3u);
+    }());
+}
+
 TEST_F(PostgresOnly, AnUnreachableServerFailsPingAndQueries) {
     PoolOptions quick;
     quick.connect_timeout = std::chrono::milliseconds(500);

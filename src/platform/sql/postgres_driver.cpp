@@ -9,10 +9,12 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cctype>
 #include <charconv>
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "platform/sql/connection_slots.h"
 #include "platform/sql/drivers.h"
@@ -38,6 +40,42 @@ constexpr std::chrono::milliseconds kRecheck{200};
 // The server cancels slow statements itself (statement_timeout); the client-side deadline is a
 // backstop for an unresponsive server and costs the connection.
 constexpr std::chrono::milliseconds kClientGrace{1000};
+// Prepared statements kept per connection; past this, new statements run unprepared.
+constexpr std::size_t kMaxPreparedStatements = 256;
+
+// The statement's first keyword, upper-cased ("" when there is none).
+std::string first_keyword(std::string_view sql) {
+    std::size_t start = 0;
+    while (start < sql.size() && std::isspace(static_cast<unsigned char>(sql[start]))) ++start;
+    std::string keyword;
+    for (std::size_t i = start; i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]));
+         ++i) {
+        keyword.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i]))));
+    }
+    return keyword;
+}
+
+// Statements worth preparing: the server parses and plans them once per connection instead of
+// on every call. Transaction control and schema changes are not.
+bool worth_preparing(std::string_view sql) {
+    const std::string keyword = first_keyword(sql);
+    return keyword == "SELECT" || keyword == "INSERT" || keyword == "UPDATE" ||
+           keyword == "DELETE" || keyword == "WITH";
+}
+
+// BEGIN, COMMIT, ROLLBACK: run as scripts too, but never change the schema (and a ROLLBACK
+// runs in a failed transaction, where nothing else may).
+bool controls_transaction(std::string_view sql) {
+    const std::string keyword = first_keyword(sql);
+    return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "ROLLBACK";
+}
+
+// A schema change can change what a prepared statement returns ("cached plan must not change
+// result type"): the connection forgets its prepared statements after one.
+bool changes_schema(std::string_view sql) {
+    const std::string keyword = first_keyword(sql);
+    return keyword == "CREATE" || keyword == "ALTER" || keyword == "DROP";
+}
 
 Kind kind_of(const char* sqlstate) {
     std::string_view code = sqlstate != nullptr ? sqlstate : "";
@@ -177,7 +215,21 @@ class PgConnection {
     // Runs one statement with parameters, or (script) several without.
     asio::awaitable<Result> execute(const std::string& sql, const std::vector<Value>& params,
                                     Clock::time_point deadline, bool script) {
-        bool sent = script ? PQsendQuery(conn_, sql.c_str()) != 0 : send_statement(sql, params);
+        if (changes_schema(sql) || (script && !controls_transaction(sql))) {
+            co_await forget_prepared(deadline);
+        } else if (needs_prepare(sql, params)) {
+            // PREPARE and its first execution go out together, which takes pipeline mode.
+            std::vector<Session::Statement> single;
+            single.push_back(Session::Statement{sql, params});
+            co_return co_await execute_pipeline(single, deadline);
+        }
+        bool sent = false;
+        if (script) {
+            sent = PQsendQuery(conn_, sql.c_str()) != 0;
+        } else {
+            std::vector<Step> steps;
+            sent = send_statement(sql, params, steps);
+        }
         if (!sent) fail_connection("send");
         for (;;) {
             int flushed = PQflush(conn_);
@@ -223,9 +275,17 @@ class PgConnection {
     // statements after a failed one.
     asio::awaitable<Result> execute_pipeline(const std::vector<Session::Statement>& statements,
                                              Clock::time_point deadline) {
-        if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
+        bool schema_change = false;
         for (const auto& statement : statements) {
-            if (!send_statement(statement.sql, statement.params)) fail_connection("send");
+            schema_change = schema_change || changes_schema(statement.sql);
+        }
+        if (schema_change) co_await forget_prepared(deadline);
+        if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
+        // One step per result the server will send: a PREPARE, then each statement.
+        std::vector<Step> steps;
+        steps.reserve(statements.size() + 2);
+        for (const auto& statement : statements) {
+            if (!send_statement(statement.sql, statement.params, steps)) fail_connection("send");
         }
         if (PQpipelineSync(conn_) == 0) fail_connection("send");
         for (;;) {
@@ -253,8 +313,15 @@ class PgConnection {
                 continue;
             }
             std::unique_ptr<PGresult, decltype(&PQclear)> owned(result, &PQclear);
-            bool last = finished + 1 == statements.size();
-            switch (PQresultStatus(result)) {
+            const auto status = PQresultStatus(result);
+            if (status != PGRES_PIPELINE_SYNC && finished < steps.size() &&
+                !steps[finished].prepares.empty()) {
+                // The PREPARE's own result: the name is usable only if it succeeded.
+                settle_prepare(steps[finished].prepares, status == PGRES_COMMAND_OK);
+                if (status == PGRES_COMMAND_OK || status == PGRES_PIPELINE_ABORTED) continue;
+            }
+            bool last = finished + 1 == steps.size();
+            switch (status) {
                 case PGRES_PIPELINE_SYNC:
                     synced = true;
                     break;
@@ -300,8 +367,59 @@ class PgConnection {
 
     static bool poll_ready(int fd, Descriptor::wait_type type);
 
-    // Queues one statement with its parameters as text (NULL for null); false when libpq refuses.
-    bool send_statement(const std::string& sql, const std::vector<Value>& params) {
+    // What one result of a pipeline answers: a statement, or (prepares set) the PREPARE of the
+    // statement named by that cache key.
+    struct Step {
+        std::string prepares;
+    };
+    struct Prepared {
+        std::string name;
+        bool ready = false;  // the server confirmed the PREPARE
+    };
+
+    // The cache key: the text and the parameter types, which a prepared statement fixes.
+    static std::string statement_key(const std::string& sql, const std::vector<Value>& params) {
+        std::string key;
+        key.reserve(sql.size() + 1 + params.size() * sizeof(Oid));
+        key.append(sql);
+        key.push_back('\0');
+        for (const auto& param : params) {
+            const Oid type = type_of(param);
+            key.append(reinterpret_cast<const char*>(&type), sizeof type);
+        }
+        return key;
+    }
+
+    // True when `sql` would be prepared before it runs (worth it, not yet prepared, room left).
+    bool needs_prepare(const std::string& sql, const std::vector<Value>& params) const {
+        if (!worth_preparing(sql) || prepared_.size() >= kMaxPreparedStatements) return false;
+        return prepared_.find(statement_key(sql, params)) == prepared_.end();
+    }
+
+    void settle_prepare(const std::string& key, bool succeeded) {
+        auto found = prepared_.find(key);
+        if (found == prepared_.end()) return;
+        if (succeeded) {
+            found->second.ready = true;
+        } else {
+            prepared_.erase(found);
+        }
+    }
+
+    // Drops every prepared statement, on the server too, before a schema change.
+    asio::awaitable<void> forget_prepared(Clock::time_point deadline) {
+        if (prepared_.empty()) co_return;
+        prepared_.clear();
+        std::string deallocate = "DEALLOCATE ALL";
+        std::vector<Value> no_params;
+        co_await execute(deallocate, no_params, deadline, false);
+    }
+
+    // Queues one statement with its parameters as text (NULL for null), prepared first when it
+    // is worth it and new to this connection (that needs pipeline mode); appends the results
+    // it adds to `steps`. False when libpq refuses.
+    bool send_statement(const std::string& sql, const std::vector<Value>& params,
+                        std::vector<Step>& steps) {
         std::vector<std::string> texts;
         std::vector<const char*> values;
         std::vector<Oid> types;
@@ -314,8 +432,29 @@ class PgConnection {
             values.push_back(std::holds_alternative<std::nullptr_t>(params[i]) ? nullptr
                                                                                : texts[i].c_str());
         }
-        return PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                                 values.data(), nullptr, nullptr, 0) != 0;
+        const int count = static_cast<int>(params.size());
+        const Prepared* prepared = nullptr;
+        if (worth_preparing(sql)) {
+            std::string key = statement_key(sql, params);
+            if (auto found = prepared_.find(key); found != prepared_.end()) {
+                prepared = &found->second;
+            } else if (prepared_.size() < kMaxPreparedStatements &&
+                       PQpipelineStatus(conn_) == PQ_PIPELINE_ON) {
+                const std::string name = "aether_" + std::to_string(++statements_prepared_);
+                if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), count, types.data()) == 0) {
+                    return false;
+                }
+                steps.push_back(Step{key});
+                prepared = &prepared_.emplace(std::move(key), Prepared{name, false}).first->second;
+            }
+        }
+        steps.push_back(Step{});
+        if (prepared != nullptr) {
+            return PQsendQueryPrepared(conn_, prepared->name.c_str(), count, values.data(),
+                                       nullptr, nullptr, 0) != 0;
+        }
+        return PQsendQueryParams(conn_, sql.c_str(), count, types.data(), values.data(), nullptr,
+                                 nullptr, 0) != 0;
     }
 
     // Throws a statement's error, as ConnectionLost (and the connection broken) when the server
@@ -385,6 +524,8 @@ class PgConnection {
     PGconn* conn_;
     std::optional<Descriptor> socket_;
     bool broken_ = false;
+    std::unordered_map<std::string, Prepared> prepared_;  // by statement_key
+    std::uint64_t statements_prepared_ = 0;               // names are never reused
 };
 
 bool PgConnection::poll_ready(int fd, Descriptor::wait_type type) {
