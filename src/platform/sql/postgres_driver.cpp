@@ -4,7 +4,9 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -96,22 +98,26 @@ std::string first_line(const char* message) {
     return text;
 }
 
-std::string to_text(const Value& value) {
+// Room for the text of a number or a boolean.
+using ParamSlot = std::array<char, 32>;
+
+// The parameter as libpq takes it: NULL for null, a string's own characters, or the text of
+// a number or boolean written into `slot`. Valid while `value` and `slot` are.
+const char* param_text(const Value& value, ParamSlot& slot) {
     return std::visit(
-        [](const auto& v) -> std::string {
+        [&slot](const auto& v) -> const char* {
             using T = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<T, std::nullptr_t>) {
-                return {};
-            } else if constexpr (std::is_same_v<T, std::int64_t>) {
-                return std::to_string(v);
-            } else if constexpr (std::is_same_v<T, double>) {
-                char buffer[64];
-                auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, v);
-                return std::string(buffer, end);
+                return nullptr;
+            } else if constexpr (std::is_same_v<T, std::string>) {
+                return v.c_str();
             } else if constexpr (std::is_same_v<T, bool>) {
                 return v ? "true" : "false";
             } else {
-                return v;
+                auto [end, error] = std::to_chars(slot.data(), slot.data() + slot.size() - 1, v);
+                (void)error;  // an int64 or a shortest double always fits
+                *end = '\0';
+                return slot.data();
             }
         },
         value);
@@ -358,9 +364,11 @@ class PgConnection {
             auto now = Clock::now();
             if (now >= deadline) co_return false;
             timer.expires_at(std::min(deadline, now + kRecheck));
-            auto outcome = co_await (socket.async_wait(type, asio::use_awaitable) ||
-                                     timer.async_wait(asio::use_awaitable));
-            if (outcome.index() == 0) co_return true;
+            // as_tuple: the wait that loses is cancelled, which must not throw (an exception per
+            // round trip, and unwinding takes a process-wide lock).
+            auto outcome = co_await (socket.async_wait(type, asio::as_tuple(asio::use_awaitable)) ||
+                                     timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+            if (outcome.index() == 0 && !std::get<0>(std::get<0>(outcome))) co_return true;
             if (poll_ready(socket.native_handle(), type)) co_return true;
         }
     }
@@ -377,10 +385,13 @@ class PgConnection {
         bool ready = false;  // the server confirmed the PREPARE
     };
 
-    // The cache key: the text and the parameter types, which a prepared statement fixes.
-    static std::string statement_key(const std::string& sql, const std::vector<Value>& params) {
-        std::string key;
-        key.reserve(sql.size() + 1 + params.size() * sizeof(Oid));
+    // The cache key: the text and the parameter types, which a prepared statement fixes. Built in
+    // a buffer each thread reuses (nothing suspends between building and using it), so a lookup
+    // allocates nothing.
+    static const std::string& statement_key(const std::string& sql,
+                                            const std::vector<Value>& params) {
+        thread_local std::string key;
+        key.clear();
         key.append(sql);
         key.push_back('\0');
         for (const auto& param : params) {
@@ -420,41 +431,52 @@ class PgConnection {
     // it adds to `steps`. False when libpq refuses.
     bool send_statement(const std::string& sql, const std::vector<Value>& params,
                         std::vector<Step>& steps) {
-        std::vector<std::string> texts;
-        std::vector<const char*> values;
-        std::vector<Oid> types;
-        texts.reserve(params.size());
-        for (const auto& param : params) {
-            texts.push_back(to_text(param));
-            types.push_back(type_of(param));
+        // On the stack for the statements we write (up to 32 parameters), on the heap beyond.
+        constexpr std::size_t kInline = 32;
+        std::array<ParamSlot, kInline> inline_slots;
+        std::array<const char*, kInline> inline_values;
+        std::array<Oid, kInline> inline_types;
+        std::vector<ParamSlot> heap_slots;
+        std::vector<const char*> heap_values;
+        std::vector<Oid> heap_types;
+        ParamSlot* slots = inline_slots.data();
+        const char** values = inline_values.data();
+        Oid* types = inline_types.data();
+        if (params.size() > kInline) {
+            heap_slots.resize(params.size());
+            heap_values.resize(params.size());
+            heap_types.resize(params.size());
+            slots = heap_slots.data();
+            values = heap_values.data();
+            types = heap_types.data();
         }
         for (std::size_t i = 0; i < params.size(); ++i) {
-            values.push_back(std::holds_alternative<std::nullptr_t>(params[i]) ? nullptr
-                                                                               : texts[i].c_str());
+            values[i] = param_text(params[i], slots[i]);
+            types[i] = type_of(params[i]);
         }
         const int count = static_cast<int>(params.size());
         const Prepared* prepared = nullptr;
         if (worth_preparing(sql)) {
-            std::string key = statement_key(sql, params);
+            const std::string& key = statement_key(sql, params);
             if (auto found = prepared_.find(key); found != prepared_.end()) {
                 prepared = &found->second;
             } else if (prepared_.size() < kMaxPreparedStatements &&
                        PQpipelineStatus(conn_) == PQ_PIPELINE_ON) {
                 const std::string name = "aether_" + std::to_string(++statements_prepared_);
-                if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), count, types.data()) == 0) {
+                if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), count, types) == 0) {
                     return false;
                 }
                 steps.push_back(Step{key});
-                prepared = &prepared_.emplace(std::move(key), Prepared{name, false}).first->second;
+                prepared = &prepared_.emplace(key, Prepared{name, false}).first->second;
             }
         }
         steps.push_back(Step{});
         if (prepared != nullptr) {
-            return PQsendQueryPrepared(conn_, prepared->name.c_str(), count, values.data(),
-                                       nullptr, nullptr, 0) != 0;
+            return PQsendQueryPrepared(conn_, prepared->name.c_str(), count, values, nullptr,
+                                       nullptr, 0) != 0;
         }
-        return PQsendQueryParams(conn_, sql.c_str(), count, types.data(), values.data(), nullptr,
-                                 nullptr, 0) != 0;
+        return PQsendQueryParams(conn_, sql.c_str(), count, types, values, nullptr, nullptr, 0) !=
+               0;
     }
 
     // Throws a statement's error, as ConnectionLost (and the connection broken) when the server
