@@ -493,52 +493,72 @@ boost::json::value hours_json(std::optional<double> hours) {
     return optional_json(hours);
 }
 
-boost::json::object to_json(const Task& task) {
-    boost::json::object out;
-    out["id"] = task.id;
-    out["title"] = task.title;
-    out["description"] = task.description;
-    out["status"] = task.status;
-    out["priority"] = task.priority;
-    out["category"] = optional_json(task.category);
-    out["assignee"] = optional_json(task.assignee);
-    out["due_date"] = optional_json(task.due_date);
-    out["tags"] = tags_json(task.tags);
-    out["estimated_hours"] = optional_json(task.estimated_hours);
-    out["actual_hours"] = optional_json(task.actual_hours);
-    out["progress"] = task.progress;
-    out["created_by"] = task.created_by;
-    out["created_at"] = task.created_at;
-    out["updated_at"] = task.updated_at;
-    out["completed_at"] = optional_json(task.completed_at);
-    out["completed_by"] = optional_json(task.completed_by);
-    out["version"] = task.version;
+namespace {
+
+void put_optional(boost::json::object& out, std::string_view key,
+                  const std::optional<std::string>& value) {
+    if (value) {
+        out.emplace(key, *value);
+    } else {
+        out.emplace(key, nullptr);
+    }
+}
+
+}  // namespace
+
+// Members are emplaced, so every string goes straight into `storage`.
+boost::json::object to_json(const Task& task, boost::json::storage_ptr storage) {
+    boost::json::object out(std::move(storage));
+    out.reserve(18);
+    out.emplace("id", task.id);
+    out.emplace("title", task.title);
+    out.emplace("description", task.description);
+    out.emplace("status", task.status);
+    out.emplace("priority", task.priority);
+    put_optional(out, "category", task.category);
+    put_optional(out, "assignee", task.assignee);
+    put_optional(out, "due_date", task.due_date);
+    boost::json::array tags(out.storage());
+    tags.reserve(task.tags.size());
+    for (const auto& tag : task.tags) tags.emplace_back(tag);
+    out.emplace("tags", std::move(tags));
+    out.emplace("estimated_hours", optional_json(task.estimated_hours));
+    out.emplace("actual_hours", optional_json(task.actual_hours));
+    out.emplace("progress", task.progress);
+    out.emplace("created_by", task.created_by);
+    out.emplace("created_at", task.created_at);
+    out.emplace("updated_at", task.updated_at);
+    put_optional(out, "completed_at", task.completed_at);
+    put_optional(out, "completed_by", task.completed_by);
+    out.emplace("version", task.version);
     return out;
 }
 
-boost::json::object to_json(const Comment& comment) {
-    boost::json::object out;
-    out["id"] = comment.id;
-    out["task_id"] = comment.task_id;
-    out["user_id"] = comment.user_id;
-    out["text"] = comment.text;
-    out["created_at"] = comment.created_at;
+boost::json::object to_json(const Comment& comment, boost::json::storage_ptr storage) {
+    boost::json::object out(std::move(storage));
+    out.reserve(5);
+    out.emplace("id", comment.id);
+    out.emplace("task_id", comment.task_id);
+    out.emplace("user_id", comment.user_id);
+    out.emplace("text", comment.text);
+    out.emplace("created_at", comment.created_at);
     return out;
 }
 
-boost::json::object to_json(const HistoryEntry& entry) {
-    boost::json::object out;
-    out["id"] = entry.id;
-    out["action"] = entry.action;
-    out["field"] = optional_json(entry.field);
+boost::json::object to_json(const HistoryEntry& entry, boost::json::storage_ptr storage) {
+    boost::json::object out(std::move(storage));
+    out.reserve(7);
+    out.emplace("id", entry.id);
+    out.emplace("action", entry.action);
+    put_optional(out, "field", entry.field);
     // Written by this service as JSON; a damaged row shows as null rather than failing the read.
     boost::system::error_code error;
-    auto from = boost::json::parse(entry.from, error);
-    out["from"] = error ? boost::json::value(nullptr) : std::move(from);
-    auto to = boost::json::parse(entry.to, error);
-    out["to"] = error ? boost::json::value(nullptr) : std::move(to);
-    out["user_id"] = entry.user_id;
-    out["timestamp"] = entry.timestamp;
+    auto from = boost::json::parse(entry.from, error, out.storage());
+    out.emplace("from", error ? boost::json::value(nullptr) : std::move(from));
+    auto to = boost::json::parse(entry.to, error, out.storage());
+    out.emplace("to", error ? boost::json::value(nullptr) : std::move(to));
+    out.emplace("user_id", entry.user_id);
+    out.emplace("timestamp", entry.timestamp);
     return out;
 }
 

@@ -162,9 +162,10 @@ std::vector<HistoryEntry> history_for(const std::string& task_id,
 // Hours as JSON: null when unknown, whole numbers as integers ("3", not "3E0").
 boost::json::value hours_json(std::optional<double> hours);
 
-boost::json::object to_json(const Task& task);
-boost::json::object to_json(const Comment& comment);
-boost::json::object to_json(const HistoryEntry& entry);
+// JSON of the API, allocated from `storage` (default: the heap).
+boost::json::object to_json(const Task& task, boost::json::storage_ptr storage = {});
+boost::json::object to_json(const Comment& comment, boost::json::storage_ptr storage = {});
+boost::json::object to_json(const HistoryEntry& entry, boost::json::storage_ptr storage = {});
 
 // Strong ETag of a task version: "\"<version>\"".
 std::string etag(std::int64_t version);
