@@ -563,6 +563,9 @@ TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
             co_await session.query(insert, std::int64_t{7}, std::string("queried"));
         });
         EXPECT_EQ(co_await prepared_count(*db, insert), 1);
+        // Planned for each call's values, never with a generic plan.
+        auto mode = co_await db->query("SELECT current_setting('plan_cache_mode') AS mode");
+        EXPECT_EQ(mode[0].get_string("mode"), "force_custom_plan");
         auto rows = co_await db->query("SELECT count(*) AS n FROM prepared_items");
         EXPECT_EQ(rows[0].get_int("n"), 7);
         // The same text with other parameter types is another statement.

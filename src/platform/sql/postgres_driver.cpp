@@ -191,9 +191,12 @@ class PgConnection {
             throw DatabaseError(Kind::ConnectionLost, "connect: cannot enter non-blocking mode");
         }
         connection->socket_.emplace(executor, PQsocket(conn));
-        co_await connection->execute(
-            "SET statement_timeout = " + std::to_string(options.query_timeout.count()), {},
-            deadline, false);
+        // Prepared statements save the parsing; planning still sees the values (a generic plan
+        // could ignore the indexes a filter's value makes the right ones).
+        co_await connection->execute("SET statement_timeout = " +
+                                         std::to_string(options.query_timeout.count()) +
+                                         "; SET plan_cache_mode = force_custom_plan",
+                                     {}, deadline, true);
         co_return connection;
     }
 
