@@ -57,12 +57,14 @@ std::string first_keyword(std::string_view sql) {
     return keyword;
 }
 
-// Statements worth preparing: the server parses and plans them once per connection instead of
-// on every call. Transaction control and schema changes are not.
+// Statements worth preparing: writes, which the server then parses and plans once per
+// connection instead of on every call; their plans do not depend on the values. Queries are
+// not: after five calls the server may switch a prepared query to a generic plan, which cannot
+// see that a filter's value makes one index the right one (and forcing custom plans gives back
+// most of what preparing the writes saves).
 bool worth_preparing(std::string_view sql) {
     const std::string keyword = first_keyword(sql);
-    return keyword == "SELECT" || keyword == "INSERT" || keyword == "UPDATE" ||
-           keyword == "DELETE" || keyword == "WITH";
+    return keyword == "INSERT" || keyword == "UPDATE" || keyword == "DELETE";
 }
 
 // BEGIN, COMMIT, ROLLBACK: run as scripts too, but never change the schema (and a ROLLBACK
@@ -191,12 +193,9 @@ class PgConnection {
             throw DatabaseError(Kind::ConnectionLost, "connect: cannot enter non-blocking mode");
         }
         connection->socket_.emplace(executor, PQsocket(conn));
-        // Prepared statements save the parsing; planning still sees the values (a generic plan
-        // could ignore the indexes a filter's value makes the right ones).
-        co_await connection->execute("SET statement_timeout = " +
-                                         std::to_string(options.query_timeout.count()) +
-                                         "; SET plan_cache_mode = force_custom_plan",
-                                     {}, deadline, true);
+        co_await connection->execute(
+            "SET statement_timeout = " + std::to_string(options.query_timeout.count()), {},
+            deadline, false);
         co_return connection;
     }
 
