@@ -77,9 +77,7 @@ struct Connection {
     }
     void expires_never() { expires_at(kNoDeadline); }
     // An IO error that the deadline caused, not the peer.
-    bool timeout(const beast::error_code& ec) const {
-        return ec && (timed_out || ec == beast::error::timeout);
-    }
+    bool timeout(const beast::error_code& ec) const { return ec && timed_out; }
 };
 
 // How the end of a body_source is marked: by the Content-Length the handler gave, by chunked
@@ -112,7 +110,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> sweep_loop();
     void sweep();
-    asio::awaitable<void> session(tcp::socket socket);
+    asio::awaitable<void> session(tcp::socket accepted);
     asio::awaitable<bool> write(Connection& connection, Response response, bool keep_alive,
                                 bool head_request = false, bool http10 = false);
     asio::awaitable<bool> write_body(Connection& connection, BodySource& source,
@@ -394,7 +392,7 @@ asio::awaitable<bool> Server::State::write_body(Connection& connection, BodySour
     co_return true;
 }
 
-asio::awaitable<void> Server::State::session(tcp::socket socket) {
+asio::awaitable<void> Server::State::session(tcp::socket accepted) {
     auto self = shared_from_this();
     // Counters and the drain registry are released however the session ends.
     struct Registration {
@@ -414,10 +412,10 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         ~InFlight() { counter.fetch_sub(1); }
     };
     beast::error_code ignored;
-    auto remote_endpoint = socket.remote_endpoint(ignored);
+    auto remote_endpoint = accepted.remote_endpoint(ignored);
     std::string remote = ignored ? std::string{} : remote_endpoint.address().to_string();
-    auto connection = std::make_shared<Connection>(std::move(socket));
-    tcp::socket& socket_ = connection->socket;
+    auto connection = std::make_shared<Connection>(std::move(accepted));
+    tcp::socket& socket = connection->socket;
     std::unique_lock registry_lock(registry_mutex);
     Registration registration{*this, registry.insert(registry.end(), connection)};
     registry_lock.unlock();
@@ -442,7 +440,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
             connection->expires_after(first ? options.header_timeout : options.idle_timeout);
             auto [idle_ec, idle_bytes] =
-                co_await socket_.async_read_some(buffer.prepare(4096), kNoThrow);
+                co_await socket.async_read_some(buffer.prepare(4096), kNoThrow);
             if (idle_ec) break;
             buffer.commit(idle_bytes);
         }
@@ -451,7 +449,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         connection->expires_after(options.header_timeout);
         first = false;
         auto [header_ec, header_bytes] =
-            co_await bhttp::async_read_header(socket_, buffer, parser, kNoThrow);
+            co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
         (void)header_bytes;
         if (header_ec) {
             if (header_ec == bhttp::error::header_limit) {
@@ -483,7 +481,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
             // The client waits for this before sending its body (curl: up to a second).
             connection->expires_after(options.write_timeout);
             auto [continue_ec, continue_bytes] = co_await asio::async_write(
-                socket_, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
+                socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
             (void)continue_bytes;
             if (continue_ec) break;
         }
@@ -498,7 +496,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         } else if (!parser.is_done()) {
             connection->expires_after(options.body_timeout);
             auto [body_ec, body_bytes] =
-                co_await bhttp::async_read(socket_, buffer, parser, kNoThrow);
+                co_await bhttp::async_read(socket, buffer, parser, kNoThrow);
             (void)body_bytes;
             if (body_ec) {
                 if (body_ec == bhttp::error::body_limit) {
@@ -571,7 +569,7 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         if (!again) break;
         set_idle(true);
     }
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
     if (unread_body) {
         // Closing with unread input makes the kernel send a reset, which can overtake the
         // answer on a real network: read and drop what the client still sends, briefly
@@ -583,12 +581,12 @@ asio::awaitable<void> Server::State::session(tcp::socket socket) {
         while (discarded < (4u << 20)) {
             buffer.consume(buffer.size());
             auto [linger_ec, bytes] =
-                co_await socket_.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
+                co_await socket.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
             if (linger_ec) break;
             discarded += bytes;
         }
     }
-    socket_.close(ignored);
+    socket.close(ignored);
 }
 
 // Cancels the IO of every connection past its deadline, on the connection's own executor,
