@@ -1,10 +1,12 @@
 // CloudEvents envelopes (creation, structured-mode JSON, strict parsing) and topic matching.
 #include "platform/bus/bus.h"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <cstddef>
 #include <chrono>
 #include <system_error>
 
@@ -86,23 +88,29 @@ Event make_event(std::string_view module, std::string type, json::object data,
     return event;
 }
 
+// The envelope is only built to be serialized: it lives in a stack arena, members emplaced.
 std::string to_json(const Event& event) {
-    json::object envelope;
+    alignas(std::max_align_t) unsigned char scratch[4096];
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    json::object envelope(&arena);
     envelope.reserve(8);
-    envelope["specversion"] = kSpecVersion;
-    envelope["id"] = event.id;
-    envelope["source"] = event.source;
-    envelope["type"] = event.type;
-    envelope["time"] = event.time;
-    envelope["datacontenttype"] = kContentType;
-    if (!event.traceparent.empty()) envelope["traceparent"] = event.traceparent;
-    envelope["data"] = event.data;
+    envelope.emplace("specversion", kSpecVersion);
+    envelope.emplace("id", event.id);
+    envelope.emplace("source", event.source);
+    envelope.emplace("type", event.type);
+    envelope.emplace("time", event.time);
+    envelope.emplace("datacontenttype", kContentType);
+    if (!event.traceparent.empty()) envelope.emplace("traceparent", event.traceparent);
+    envelope.emplace("data", event.data);
     return json::serialize(envelope);
 }
 
 Expected<Event, std::string> parse_event(std::string_view text) {
+    // Parsed into a stack arena: only the attributes and `data` are copied out of it.
+    alignas(std::max_align_t) unsigned char scratch[4096];
+    json::monotonic_resource arena(scratch, sizeof scratch);
     std::error_code error;
-    json::value value = json::parse(text, error);
+    json::value value = json::parse(text, error, &arena);
     if (error) return unexpected("envelope is not valid JSON: " + error.message());
     auto* envelope = value.if_object();
     if (envelope == nullptr) return unexpected("envelope is not a JSON object");
@@ -163,7 +171,7 @@ Expected<Event, std::string> parse_event(std::string_view text) {
     auto* data = envelope->if_contains("data");
     if (data == nullptr) return unexpected("envelope is missing \"data\"");
     if (!data->is_object()) return unexpected("envelope attribute \"data\" is not a JSON object");
-    event.data = std::move(data->get_object());
+    event.data = json::object(data->get_object(), json::storage_ptr());
     return event;
 }
 

@@ -144,11 +144,12 @@ bus::Event task_event(std::string type, boost::json::object data, const http::Re
 
 bus::Event created_event(const Task& task, const http::Request& request) {
     boost::json::object data;
-    data["task_id"] = task.id;
-    data["title"] = task.title;
-    data["priority"] = task.priority;
-    data["created_by"] = task.created_by;
-    data["timestamp"] = task.created_at;
+    data.reserve(5);
+    data.emplace("task_id", task.id);
+    data.emplace("title", task.title);
+    data.emplace("priority", task.priority);
+    data.emplace("created_by", task.created_by);
+    data.emplace("timestamp", task.created_at);
     return task_event("task.created", std::move(data), request);
 }
 
