@@ -199,11 +199,17 @@ class PgConnection {
         co_return connection;
     }
 
+    // Worth pooling: usable and outside any transaction. No system call: whether the server
+    // closed it meanwhile is asked when it is taken again (reusable()).
+    bool poolable() const {
+        return !broken_ && PQstatus(conn_) == CONNECTION_OK &&
+               PQtransactionStatus(conn_) == PQTRANS_IDLE;
+    }
+
     // A pooled connection is reused only if it is idle and the server has not closed it (a
     // terminated backend leaves its goodbye in the socket buffer, which PQconsumeInput reads).
     bool reusable() {
-        if (broken_ || PQstatus(conn_) != CONNECTION_OK) return false;
-        if (PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+        if (!poolable()) return false;
         // The goodbye message and the end of stream may arrive separately: read until the
         // socket has nothing more to say.
         for (int i = 0; i < 4 && poll_ready(PQsocket(conn_), Descriptor::wait_read); ++i) {
@@ -662,7 +668,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
 
     // Called by ~Lease.
     void give_back(std::unique_ptr<PgConnection> connection) {
-        if (connection && !closed_ && connection->reusable()) {
+        if (connection && !closed_ && connection->poolable()) {
             std::lock_guard lock(mutex_);
             idle_.push_back(std::move(connection));
         }
