@@ -6,8 +6,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <system_error>
 
 #include "platform/auth/tokens.h"

@@ -123,7 +123,8 @@ struct Response {
     std::function<boost::asio::awaitable<void>(Tunnel&)> on_upgrade;
 
     static Response json(int status, std::string body);
-    static Response text(int status, std::string body, std::string_view content_type = "text/plain");
+    static Response text(int status, std::string body,
+                         std::string_view content_type = "text/plain");
     Response& set_header(std::string name, std::string value);
     std::string_view header(std::string_view name) const { return find_header(headers, name); }
 };

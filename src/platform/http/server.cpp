@@ -16,11 +16,11 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -142,8 +142,8 @@ using StreamingParser = bhttp::request_parser<bhttp::buffer_body>;
 // A request body read from the client connection as the handler asks for it.
 class RequestBodyStream final : public BodySource {
   public:
-    RequestBodyStream(Connection& connection, beast::flat_buffer& buffer,
-                      StreamingParser& parser, std::chrono::milliseconds timeout)
+    RequestBodyStream(Connection& connection, beast::flat_buffer& buffer, StreamingParser& parser,
+                      std::chrono::milliseconds timeout)
         : connection_(&connection),
           buffer_(&buffer),
           parser_(&parser),
@@ -384,8 +384,8 @@ asio::awaitable<bool> Server::State::write_body(Connection& connection, BodySour
     }
     if (framing == BodyFraming::Chunked) {
         connection.expires_after(options.write_timeout);
-        auto [ec, written] = co_await asio::async_write(
-            connection.socket, asio::buffer("0\r\n\r\n", 5), kNoThrow);
+        auto [ec, written] =
+            co_await asio::async_write(connection.socket, asio::buffer("0\r\n\r\n", 5), kNoThrow);
         (void)written;
         if (ec) co_return false;
     }

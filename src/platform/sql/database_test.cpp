@@ -540,8 +540,7 @@ TEST_F(PostgresOnly, ALostConnectionFailsTheQueryAndTheNextOneWorks) {
 // How many statements with this text the connection has prepared on the server.
 asio::awaitable<std::int64_t> prepared_count(Database& db, std::string_view text) {
     auto rows = co_await db.query(
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1",
-        std::string(text));
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1", std::string(text));
     co_return rows[0].get_int("n");
 }
 
@@ -571,10 +570,10 @@ TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
         }
         EXPECT_EQ(co_await prepared_count(*db, count), 0);
         // The same text with other parameter types is another statement.
-        co_await db->query("INSERT INTO prepared_items (id, name) VALUES ($1, $2)",
-                           std::int64_t{8}, nullptr);
-        auto null_name = co_await db->query("SELECT name FROM prepared_items WHERE id = $1",
-                                            std::int64_t{8});
+        co_await db->query("INSERT INTO prepared_items (id, name) VALUES ($1, $2)", std::int64_t{8},
+                           nullptr);
+        auto null_name =
+            co_await db->query("SELECT name FROM prepared_items WHERE id = $1", std::int64_t{8});
         EXPECT_TRUE(null_name[0].is_null("name"));
     }());
 }
@@ -603,12 +602,12 @@ TEST_F(PostgresOnly, FailingPreparedStatementsAreNotPreparedAgain) {
         EXPECT_EQ(co_await prepared_count(*db, broken), 0);
         // Nor does one queued behind a failure in the same round trip.
         const std::string behind = "UPDATE prepared_items SET name = 'x' WHERE id = $1";
-        EXPECT_EQ(co_await failure_kind(db->transaction([&](Session& session)
-                                                            -> asio::awaitable<void> {
-                      session.defer(insert, {Value{std::int64_t{1}}});
-                      co_await session.query(behind, std::int64_t{1});
-                  })),
-                  Kind::UniqueViolation);
+        EXPECT_EQ(
+            co_await failure_kind(db->transaction([&](Session& session) -> asio::awaitable<void> {
+                session.defer(insert, {Value{std::int64_t{1}}});
+                co_await session.query(behind, std::int64_t{1});
+            })),
+            Kind::UniqueViolation);
         EXPECT_EQ(co_await prepared_count(*db, behind), 0);
         auto updated = co_await db->query(behind, std::int64_t{1});
         EXPECT_EQ(updated.affected_rows(), 1);
@@ -625,7 +624,8 @@ TEST_F(PostgresOnly, ASchemaChangeDropsPreparedStatements) {
         co_await db->query("DROP TABLE IF EXISTS prepared_items");
         co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY)");
         co_await db->query("INSERT INTO prepared_items (id) VALUES ($1)", std::int64_t{1});
-        const std::string everything = "UPDATE prepared_items SET id = id WHERE id = $1 RETURNING *";
+        const std::string everything =
+            "UPDATE prepared_items SET id = id WHERE id = $1 RETURNING *";
         auto before = co_await db->query(everything, std::int64_t{1});
         EXPECT_EQ(before[0].columns().size(), 1u);
         EXPECT_EQ(co_await prepared_count(*db, everything), 1);
