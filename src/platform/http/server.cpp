@@ -93,6 +93,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     ProtocolErrorResponder protocol_error;
     tcp::acceptor acceptor;
     std::atomic<bool> draining{false};
+    std::atomic<bool> stopped{false};  // the Server is gone: background loops end
     std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> in_flight{0};
     std::mutex registry_mutex;
@@ -611,7 +612,8 @@ void Server::State::sweep() {
 }
 
 asio::awaitable<void> Server::State::sweep_loop() {
-    std::weak_ptr<State> weak = weak_from_this();
+    // Holds the state while it waits, as accept_loop does; ~Server ends the loop.
+    auto self = shared_from_this();
     // A tick of an eighth of the shortest timeout (within 5 ms..250 ms): timeouts fire at most
     // that late, and an idle server wakes four times a second.
     const auto shortest =
@@ -619,18 +621,11 @@ asio::awaitable<void> Server::State::sweep_loop() {
                   options.write_timeout, options.tunnel_idle_timeout});
     const auto tick = std::clamp<std::chrono::milliseconds>(
         shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
-    for (;;) {
-        {
-            auto state = weak.lock();
-            if (!state || (state->draining.load() && state->connections.load() == 0)) co_return;
-            state->sweep_timer.expires_after(tick);
-        }
-        // The timer is the state's: once the state is gone the wait ends with an error.
+    while (!stopped.load() && !(draining.load() && connections.load() == 0)) {
+        sweep_timer.expires_after(tick);
         auto [ec] = co_await sweep_timer.async_wait(kNoThrow);
-        if (ec) co_return;
-        auto state = weak.lock();
-        if (!state) co_return;
-        state->sweep();
+        if (ec || stopped.load()) break;
+        sweep();
     }
 }
 
@@ -665,6 +660,9 @@ Server::Server(asio::io_context& io, ServerOptions options, RequestHandler handl
 Server::~Server() {
     beast::error_code ignored;
     state_->acceptor.close(ignored);
+    state_->stopped.store(true);
+    // The timer belongs to the acceptor's strand: cancelled there, which ends the sweep loop.
+    asio::post(state_->acceptor.get_executor(), [state = state_] { state->sweep_timer.cancel(); });
 }
 
 Expected<std::uint16_t, std::string> Server::listen(const std::string& host, std::uint16_t port) {
