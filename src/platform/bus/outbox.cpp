@@ -219,6 +219,15 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
         placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(sent.size());
     }
     if (auto confirmed = sent.size() - 1; confirmed > 0) {
+        // The IN list is padded with the last id to 1, 8, 64, 512… entries: a handful of
+        // statement shapes, each prepared once per connection, not one per batch size.
+        std::size_t shape = 1;
+        while (shape < confirmed) shape *= 8;
+        for (std::size_t padding = confirmed; padding < shape; ++padding) {
+            sql::Value last = sent.back();
+            sent.push_back(std::move(last));
+            placeholders += ", $" + std::to_string(sent.size());
+        }
         std::string mark_sent =
             "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id "
             "IN (" +
