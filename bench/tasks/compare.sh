@@ -12,7 +12,8 @@
 # Nothing is pinned: the service, PostgreSQL, the broker and wrk share the machine's cores.
 # Usage: bench/tasks/compare.sh [seconds-per-scenario]   (run `make build` first)
 # CLIENTS=n changes the connections of part 1; POOL=n sets the service's database pool
-# (database.max_connections, default 8).
+# (database.max_connections, default 8); ROUNDS=n adds n alternating creation rounds, each
+# pgbench run after the relay has drained, and their median ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -160,6 +161,33 @@ echo "outbox: $events events, $unsent_at_end unsent when wrk stopped, $unsent un
   "$failed_events failed; the relay sent them at" \
   "$(awk -v n="$events" -v s="$relay_span" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }') events/s" \
   "(events / (last sent_at - first created_at))"
+
+rounds=${ROUNDS:-1}
+if ((rounds > 1)); then
+  echo
+  echo "== 1b. creation ratio over $rounds alternating rounds (the relay drained before each pgbench) =="
+  # One pair of runs cannot show a ratio on a VM that moves ±20% between runs: alternate the
+  # two writers and report the median ratio.
+  drain() {
+    for _ in $(seq 1 600); do
+      [[ $(psql_at tasks_a -c 'SELECT count(*) FROM outbox WHERE sent_at IS NULL') == 0 ]] && return
+      sleep 0.1
+    done
+  }
+  ratios=()
+  for round in $(seq 1 "$rounds"); do
+    run_wrk "aether:round$round" -t1 -c"$clients" -d"${secs}s" -s "$here/create.lua" "$base"
+    drain
+    tps=$("$pg_bin/pgbench" -n -c "$clients" -j 2 -T "$secs" -f "$here/insert.sql" \
+      -h 127.0.0.1 -p "$pg_port" -U postgres tasks_b 2>&1 | awk '/^tps = / { print $3 }' | tail -1)
+    rate=$(field "aether:round$round" 2)
+    ratio=$(awk -v a="$rate" -v b="$tps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "round $round: aether $rate tasks/s, pgbench $tps rows/s, ratio ${ratio}x"
+    ratios+=("$ratio")
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  echo "creation median ratio over $rounds rounds: ${median}x"
+fi
 
 echo
 echo "== 2. list latency: $seeded seeded tasks; wrk -t1 -c$list_connections, ${list_delay_ms} ms between" \
