@@ -57,28 +57,30 @@ std::string first_keyword(std::string_view sql) {
     return keyword;
 }
 
-// Statements worth preparing: writes, which the server then parses and plans once per
-// connection instead of on every call; their plans do not depend on the values. Queries are
-// not: after five calls the server may switch a prepared query to a generic plan, which cannot
-// see that a filter's value makes one index the right one (and forcing custom plans gives back
-// most of what preparing the writes saves).
-bool worth_preparing(std::string_view sql) {
-    const std::string keyword = first_keyword(sql);
-    return keyword == "INSERT" || keyword == "UPDATE" || keyword == "DELETE";
-}
+// What a statement is, as far as prepared statements care, from its first keyword.
+// - Write (INSERT, UPDATE, DELETE): prepared, so the server parses and plans it once per
+//   connection; its plan does not depend on the values. Queries are not: after five calls the
+//   server may switch a prepared query to a generic plan, which cannot see that a filter's value
+//   makes one index the right one (and forcing custom plans gives back most of what preparing
+//   the writes saves).
+// - SchemaChange (CREATE, ALTER, DROP): can change what a prepared statement returns ("cached
+//   plan must not change result type"), so the connection forgets its prepared statements first.
+// - TransactionControl (BEGIN, COMMIT, ROLLBACK): run as scripts too, but never change the
+//   schema (and a ROLLBACK runs in a failed transaction, where nothing else may).
+enum class StatementKind { Write, SchemaChange, TransactionControl, Other };
 
-// BEGIN, COMMIT, ROLLBACK: run as scripts too, but never change the schema (and a ROLLBACK
-// runs in a failed transaction, where nothing else may).
-bool controls_transaction(std::string_view sql) {
+StatementKind classify(std::string_view sql) {
     const std::string keyword = first_keyword(sql);
-    return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "ROLLBACK";
-}
-
-// A schema change can change what a prepared statement returns ("cached plan must not change
-// result type"): the connection forgets its prepared statements after one.
-bool changes_schema(std::string_view sql) {
-    const std::string keyword = first_keyword(sql);
-    return keyword == "CREATE" || keyword == "ALTER" || keyword == "DROP";
+    if (keyword == "INSERT" || keyword == "UPDATE" || keyword == "DELETE") {
+        return StatementKind::Write;
+    }
+    if (keyword == "CREATE" || keyword == "ALTER" || keyword == "DROP") {
+        return StatementKind::SchemaChange;
+    }
+    if (keyword == "BEGIN" || keyword == "COMMIT" || keyword == "ROLLBACK") {
+        return StatementKind::TransactionControl;
+    }
+    return StatementKind::Other;
 }
 
 Kind kind_of(const char* sqlstate) {
@@ -229,9 +231,11 @@ class PgConnection {
     // Runs one statement with parameters, or (script) several without.
     asio::awaitable<Result> execute(const std::string& sql, const std::vector<Value>& params,
                                     Clock::time_point deadline, bool script) {
-        if (changes_schema(sql) || (script && !controls_transaction(sql))) {
+        const StatementKind kind = classify(sql);
+        if (kind == StatementKind::SchemaChange ||
+            (script && kind != StatementKind::TransactionControl)) {
             co_await forget_prepared(deadline);
-        } else if (needs_prepare(sql, params)) {
+        } else if (kind == StatementKind::Write && needs_prepare(sql, params)) {
             // PREPARE and its first execution go out together, which takes pipeline mode.
             std::vector<Session::Statement> single;
             single.push_back(Session::Statement{sql, params});
@@ -242,7 +246,7 @@ class PgConnection {
             sent = PQsendQuery(conn_, sql.c_str()) != 0;
         } else {
             std::vector<Step> steps;
-            sent = send_statement(sql, params, steps);
+            sent = send_statement(sql, params, kind, steps);
         }
         if (!sent) fail_connection("send");
         for (;;) {
@@ -289,17 +293,20 @@ class PgConnection {
     // statements after a failed one.
     asio::awaitable<Result> execute_pipeline(const std::vector<Session::Statement>& statements,
                                              Clock::time_point deadline) {
-        bool schema_change = false;
-        for (const auto& statement : statements) {
-            schema_change = schema_change || changes_schema(statement.sql);
+        std::vector<StatementKind> kinds;
+        kinds.reserve(statements.size());
+        for (const auto& statement : statements) kinds.push_back(classify(statement.sql));
+        if (std::find(kinds.begin(), kinds.end(), StatementKind::SchemaChange) != kinds.end()) {
+            co_await forget_prepared(deadline);
         }
-        if (schema_change) co_await forget_prepared(deadline);
         if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
         // One step per result the server will send: a PREPARE, then each statement.
         std::vector<Step> steps;
         steps.reserve(statements.size() + 2);
-        for (const auto& statement : statements) {
-            if (!send_statement(statement.sql, statement.params, steps)) fail_connection("send");
+        for (std::size_t i = 0; i < statements.size(); ++i) {
+            if (!send_statement(statements[i].sql, statements[i].params, kinds[i], steps)) {
+                fail_connection("send");
+            }
         }
         if (PQpipelineSync(conn_) == 0) fail_connection("send");
         for (;;) {
@@ -409,9 +416,9 @@ class PgConnection {
         return key;
     }
 
-    // True when `sql` would be prepared before it runs (worth it, not yet prepared, room left).
+    // True when a write would be prepared before it runs (not yet prepared, room left).
     bool needs_prepare(const std::string& sql, const std::vector<Value>& params) const {
-        if (!worth_preparing(sql) || prepared_.size() >= kMaxPreparedStatements) return false;
+        if (prepared_.size() >= kMaxPreparedStatements) return false;
         return prepared_.find(statement_key(sql, params)) == prepared_.end();
     }
 
@@ -435,10 +442,10 @@ class PgConnection {
     }
 
     // Queues one statement with its parameters as text (NULL for null), prepared first when it
-    // is worth it and new to this connection (that needs pipeline mode); appends the results
+    // is a write new to this connection (that needs pipeline mode); appends the results
     // it adds to `steps`. False when libpq refuses.
     bool send_statement(const std::string& sql, const std::vector<Value>& params,
-                        std::vector<Step>& steps) {
+                        StatementKind kind, std::vector<Step>& steps) {
         // On the stack for the statements we write (up to 32 parameters), on the heap beyond.
         constexpr std::size_t kInline = 32;
         std::array<ParamSlot, kInline> inline_slots;
@@ -464,7 +471,7 @@ class PgConnection {
         }
         const int count = static_cast<int>(params.size());
         const Prepared* prepared = nullptr;
-        if (worth_preparing(sql)) {
+        if (kind == StatementKind::Write) {
             const std::string& key = statement_key(sql, params);
             if (auto found = prepared_.find(key); found != prepared_.end()) {
                 prepared = &found->second;
