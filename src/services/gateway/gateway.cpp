@@ -869,15 +869,10 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
 
 namespace {
 
-bool is_upgrade(const http::Request& request) {
-    return !request.header("Upgrade").empty() &&
-           lists_token(request.header("Connection"), "upgrade");
-}
-
 // The request to send upstream, without its URL and body. Built again for a retry rather than
 // copied for every first attempt: most requests have no second one.
 http::ClientRequest upstream_request(const http::Request& request, const RouteMatch& match,
-                                     const ServiceRuntime& runtime) {
+                                     const ServiceRuntime& runtime, bool upgrade) {
     const Service& service = *match.service;
     http::ClientRequest upstream;
     upstream.method = std::string(method_text(request));
@@ -886,7 +881,6 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
 
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
     const auto connection_header = request.header("Connection");
-    const bool upgrade = is_upgrade(request);
     upstream.headers.reserve(request.headers.size() + 6);
     std::string forwarded_for;
     for (const auto& [name, value] : request.headers) {
@@ -934,7 +928,8 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
                                                const ServiceRuntime& runtime) {
     const Service& service = *match.service;
     const std::string path = match.upstream_path(request.target);
-    const bool upgrade = is_upgrade(request);
+    const bool upgrade =
+        !request.header("Upgrade").empty() && lists_token(request.header("Connection"), "upgrade");
 
     std::shared_ptr<MirrorComparison> comparison;
     if (service.mirror && runtime.mirror_client && request.body_stream) {
@@ -951,7 +946,7 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
             comparison.reset();
         } else {
             mirrors_in_flight->fetch_add(1);
-            http::ClientRequest shadow = upstream_request(request, match, runtime);
+            http::ClientRequest shadow = upstream_request(request, match, runtime, upgrade);
             shadow.replay_on_stale_connection = true;
             shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
             shadow.body = request.body;
@@ -975,7 +970,7 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
             co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 503,
                                     "no healthy upstream for service " + service.name, request, 1);
         }
-        http::ClientRequest attempt_request = upstream_request(request, match, runtime);
+        http::ClientRequest attempt_request = upstream_request(request, match, runtime, upgrade);
         attempt_request.url = target->base + path;
         // The last (often the only) attempt takes the body; earlier ones send a copy.
         if (attempt + 1 == attempts) {
