@@ -476,6 +476,26 @@ TEST_F(SqliteOnly, InMemoryDatabasesWorkAndBadUrlsFail) {
 
 class PostgresOnly : public ::testing::Test, protected testing::SqlTestBase {
   protected:
+    // A pool of one connection: every query of a test meets the same backend.
+    std::shared_ptr<Database> open_single_connection() {
+        PoolOptions one;
+        one.max_connections = 1;
+        return open_database(Backend::kPostgres, one);
+    }
+
+    asio::awaitable<void> create_prepared_items(Database& db, std::string columns) {
+        co_await db.query("DROP TABLE IF EXISTS prepared_items");
+        co_await db.query("CREATE TABLE prepared_items (" + columns + ")");
+    }
+
+    // How many statements with this text the connection has prepared on the server.
+    asio::awaitable<std::int64_t> prepared_count(Database& db, std::string_view text) {
+        auto rows = co_await db.query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1",
+            std::string(text));
+        co_return rows[0].get_int("n");
+    }
+
     asio::awaitable<std::int64_t> backend_pid(Database& db) {
         co_return (co_await db.query("SELECT pg_backend_pid() AS pid"))[0].get_int("pid");
     }
@@ -494,9 +514,7 @@ class PostgresOnly : public ::testing::Test, protected testing::SqlTestBase {
 };
 
 TEST_F(PostgresOnly, ATerminatedIdleConnectionIsReplaced) {
-    PoolOptions one;
-    one.max_connections = 1;
-    auto db = open_database(Backend::kPostgres, one);
+    auto db = open_single_connection();
     auto admin = open_database(Backend::kPostgres);
     ASSERT_TRUE(db && admin);
     run([&]() -> asio::awaitable<void> {
@@ -510,9 +528,7 @@ TEST_F(PostgresOnly, ATerminatedIdleConnectionIsReplaced) {
 }
 
 TEST_F(PostgresOnly, ALostConnectionFailsTheQueryAndTheNextOneWorks) {
-    PoolOptions one;
-    one.max_connections = 1;
-    auto db = open_database(Backend::kPostgres, one);
+    auto db = open_single_connection();
     auto admin = open_database(Backend::kPostgres);
     ASSERT_TRUE(db && admin);
     run([&]() -> asio::awaitable<void> {
@@ -537,21 +553,11 @@ TEST_F(PostgresOnly, ALostConnectionFailsTheQueryAndTheNextOneWorks) {
     }());
 }
 
-// How many statements with this text the connection has prepared on the server.
-asio::awaitable<std::int64_t> prepared_count(Database& db, std::string_view text) {
-    auto rows = co_await db.query(
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1", std::string(text));
-    co_return rows[0].get_int("n");
-}
-
 TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
-    PoolOptions one;
-    one.max_connections = 1;
-    auto db = open_database(Backend::kPostgres, one);
+    auto db = open_single_connection();
     ASSERT_TRUE(db);
     run([&]() -> asio::awaitable<void> {
-        co_await db->query("DROP TABLE IF EXISTS prepared_items");
-        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY, name TEXT)");
+        co_await create_prepared_items(*db, "id BIGINT PRIMARY KEY, name TEXT");
         const std::string insert = "INSERT INTO prepared_items (id, name) VALUES ($1, $2)";
         for (std::int64_t id = 1; id <= 5; ++id) {
             co_await db->query(insert, id, "item " + std::to_string(id));
@@ -569,23 +575,27 @@ TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
             EXPECT_EQ(rows[0].get_int("n"), 7);
         }
         EXPECT_EQ(co_await prepared_count(*db, count), 0);
-        // The same text with other parameter types is another statement.
-        co_await db->query("INSERT INTO prepared_items (id, name) VALUES ($1, $2)", std::int64_t{8},
-                           nullptr);
+        // A null where text was bound reuses the statement: both go untyped, the server infers.
+        co_await db->query(insert, std::int64_t{8}, nullptr);
         auto null_name =
             co_await db->query("SELECT name FROM prepared_items WHERE id = $1", std::int64_t{8});
         EXPECT_TRUE(null_name[0].is_null("name"));
+        EXPECT_EQ(co_await prepared_count(*db, insert), 1);
+        // A number where text was bound is another statement: the key holds the types.
+        co_await db->query("UPDATE prepared_items SET name = $1 WHERE id = $2",
+                           std::string("renamed"), std::int64_t{8});
+        co_await db->query("UPDATE prepared_items SET name = $1 WHERE id = $2", std::int64_t{42},
+                           std::int64_t{8});
+        EXPECT_EQ(co_await prepared_count(*db, "UPDATE prepared_items SET name = $1 WHERE id = $2"),
+                  2);
     }());
 }
 
 TEST_F(PostgresOnly, FailingPreparedStatementsAreNotPreparedAgain) {
-    PoolOptions one;
-    one.max_connections = 1;
-    auto db = open_database(Backend::kPostgres, one);
+    auto db = open_single_connection();
     ASSERT_TRUE(db);
     run([&]() -> asio::awaitable<void> {
-        co_await db->query("DROP TABLE IF EXISTS prepared_items");
-        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY, name TEXT)");
+        co_await create_prepared_items(*db, "id BIGINT PRIMARY KEY, name TEXT");
         const std::string insert = "INSERT INTO prepared_items (id) VALUES ($1)";
         co_await db->query(insert, std::int64_t{1});
         // The statement fails after it was prepared: the name stays valid and is reused.
@@ -616,13 +626,10 @@ TEST_F(PostgresOnly, FailingPreparedStatementsAreNotPreparedAgain) {
 }
 
 TEST_F(PostgresOnly, ASchemaChangeDropsPreparedStatements) {
-    PoolOptions one;
-    one.max_connections = 1;
-    auto db = open_database(Backend::kPostgres, one);
+    auto db = open_single_connection();
     ASSERT_TRUE(db);
     run([&]() -> asio::awaitable<void> {
-        co_await db->query("DROP TABLE IF EXISTS prepared_items");
-        co_await db->query("CREATE TABLE prepared_items (id BIGINT PRIMARY KEY)");
+        co_await create_prepared_items(*db, "id BIGINT PRIMARY KEY");
         co_await db->query("INSERT INTO prepared_items (id) VALUES ($1)", std::int64_t{1});
         const std::string everything =
             "UPDATE prepared_items SET id = id WHERE id = $1 RETURNING *";
