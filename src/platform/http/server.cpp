@@ -45,7 +45,7 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 // CLOCK_MONOTONIC_COARSE: a few nanoseconds to read, a few milliseconds of resolution, which
-// is plenty for timeouts of a second and more and costs nothing per request.
+// is plenty for timeouts of tens of milliseconds and more and costs nothing per request.
 std::int64_t coarse_now_ns() {
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
