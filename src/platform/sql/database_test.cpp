@@ -591,6 +591,44 @@ TEST_F(PostgresOnly, StatementsArePreparedOncePerConnectionAndStillCorrect) {
     }());
 }
 
+TEST_F(PostgresOnly, AnOnlyDeferredBodyRunsAsOneImplicitTransaction) {
+    auto db = open_single_connection();
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await create_prepared_items(*db, "id BIGINT PRIMARY KEY, name TEXT");
+        const std::string insert =
+            "INSERT INTO prepared_items (id, name) VALUES ($1, txid_current()::text)";
+        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
+            session.defer(insert, {Value{std::int64_t{1}}});
+            session.defer(insert, {Value{std::int64_t{2}}});
+            co_return;
+        });
+        auto rows = co_await db->query("SELECT name FROM prepared_items ORDER BY id");
+        EXPECT_EQ(rows.size(), 2u);
+        if (rows.size() == 2) {
+            EXPECT_EQ(rows[0].get_string("name"), rows[1].get_string("name"));
+        }
+        // A failure in the middle undoes the statements before it, and leaves the connection
+        // outside any transaction.
+        EXPECT_EQ(
+            co_await failure_kind(db->transaction([&](Session& session) -> asio::awaitable<void> {
+                session.defer(insert, {Value{std::int64_t{3}}});
+                session.defer(insert, {Value{std::int64_t{1}}});
+                session.defer(insert, {Value{std::int64_t{4}}});
+                co_return;
+            })),
+            Kind::UniqueViolation);
+        auto kept = co_await db->query("SELECT id FROM prepared_items ORDER BY id");
+        EXPECT_EQ(kept.size(), 2u);
+        if (kept.size() == 2) {
+            EXPECT_EQ(kept[1].get_int("id"), 2);
+        }
+        // A body that defers nothing is no round trip at all, and the pool stays usable.
+        co_await db->transaction([](Session&) -> asio::awaitable<void> { co_return; });
+        EXPECT_TRUE(co_await db->ping());
+    }());
+}
+
 TEST_F(PostgresOnly, FailingPreparedStatementsAreNotPreparedAgain) {
     auto db = open_single_connection();
     ASSERT_TRUE(db);

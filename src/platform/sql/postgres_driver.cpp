@@ -14,6 +14,7 @@
 #include <cctype>
 #include <charconv>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -260,10 +261,8 @@ class PgConnection {
         std::int64_t affected = 0;
         std::optional<DatabaseError> error;
         for (;;) {
-            if (PQconsumeInput(conn_) == 0) fail_connection("receive");
-            while (PQisBusy(conn_)) {
+            while (!result_ready()) {
                 if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
-                if (PQconsumeInput(conn_) == 0) fail_connection("receive");
             }
             PGresult* result = PQgetResult(conn_);
             if (result == nullptr) break;
@@ -323,10 +322,8 @@ class PgConnection {
         std::size_t finished = 0;
         bool synced = false;
         while (!synced) {
-            if (PQconsumeInput(conn_) == 0) fail_connection("receive");
-            while (PQisBusy(conn_)) {
+            while (!result_ready()) {
                 if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
-                if (PQconsumeInput(conn_) == 0) fail_connection("receive");
             }
             PGresult* result = PQgetResult(conn_);
             if (result == nullptr) {
@@ -370,6 +367,16 @@ class PgConnection {
     }
 
   private:
+    // True when PQgetResult would not block. Reads the socket only when libpq lacks bytes: the
+    // results of a pipeline usually arrive together, and a read per result would mostly find
+    // nothing (EAGAIN) yet cost a system call each. What already arrived is read before waiting,
+    // since its readiness may have been reported before anyone waited.
+    bool result_ready() {
+        if (!PQisBusy(conn_)) return true;
+        if (PQconsumeInput(conn_) == 0) fail_connection("receive");
+        return !PQisBusy(conn_);
+    }
+
     // Waits for the socket until `deadline`; false when the deadline passed first.
     static asio::awaitable<bool> wait(Descriptor& socket, Descriptor::wait_type type,
                                       Clock::time_point deadline) {
@@ -588,6 +595,10 @@ class Lease {
     std::unique_ptr<PgConnection> connection_;
 };
 
+// A transaction on one connection. BEGIN goes out with the body's first round trip; a body that
+// only deferred statements sends none: its statements go out as one pipeline with a single sync
+// point, which PostgreSQL runs as one implicit transaction (all or nothing, committed at the
+// sync), two statements fewer than BEGIN ... COMMIT.
 class PgSession final : public Session {
   public:
     PgSession(PgConnection& connection, const PoolOptions& options)
@@ -598,14 +609,17 @@ class PgSession final : public Session {
     }
     std::string_view dialect() const override { return "postgres"; }
 
-    // Sends what is deferred (the BEGIN at least) and `sql` in one round trip.
-    asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params) {
-        auto statements = take_deferred();
-        if (statements.empty()) {
-            co_return co_await connection_.execute(sql, params, deadline(), false);
+    asio::awaitable<void> commit() {
+        if (!begun_) {
+            auto statements = take_deferred();
+            if (!statements.empty()) {
+                co_await connection_.execute_pipeline(statements, deadline());
+            }
+            co_return;
         }
-        statements.push_back({std::move(sql), std::move(params)});
-        co_return co_await connection_.execute_pipeline(statements, deadline());
+        std::string commit_sql = "COMMIT";
+        std::vector<Value> no_params;
+        co_await run_with_deferred(std::move(commit_sql), std::move(no_params));
     }
     // Forgets what was deferred and never sent (a body that threw before its first query).
     void discard_deferred() { take_deferred(); }
@@ -616,15 +630,35 @@ class PgSession final : public Session {
     }
 
   private:
+    // Sends BEGIN (the first time), what is deferred and `sql` in one round trip.
+    asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params) {
+        auto statements = take_deferred_after_begin();
+        if (statements.empty()) {
+            co_return co_await connection_.execute(sql, params, deadline(), false);
+        }
+        statements.push_back({std::move(sql), std::move(params)});
+        co_return co_await connection_.execute_pipeline(statements, deadline());
+    }
     asio::awaitable<void> flush_deferred() {
-        auto statements = take_deferred();
+        auto statements = take_deferred_after_begin();
         if (!statements.empty()) co_await connection_.execute_pipeline(statements, deadline());
+    }
+    std::vector<Statement> take_deferred_after_begin() {
+        auto deferred = take_deferred();
+        if (begun_) return deferred;
+        begun_ = true;
+        std::vector<Statement> statements;
+        statements.reserve(deferred.size() + 2);
+        statements.push_back({"BEGIN", {}});
+        std::move(deferred.begin(), deferred.end(), std::back_inserter(statements));
+        return statements;
     }
     Clock::time_point deadline() const {
         return Clock::now() + options_.query_timeout + kClientGrace;
     }
     PgConnection& connection_;
     const PoolOptions& options_;
+    bool begun_ = false;
 };
 
 class PgDatabase final : public Database, public std::enable_shared_from_this<PgDatabase> {
@@ -641,15 +675,10 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         std::function<asio::awaitable<void>(Session&)> body) override {
         Lease lease = co_await acquire();
         PgSession session(*lease, options_);
-        // BEGIN goes out before the body's first statement, and the statements the body deferred
-        // before the COMMIT.
-        session.defer("BEGIN");
         std::exception_ptr failure;
         try {
             co_await body(session);
-            std::string commit = "COMMIT";
-            std::vector<Value> no_params;
-            co_await session.run_with_deferred(std::move(commit), std::move(no_params));
+            co_await session.commit();
         } catch (...) {
             failure = std::current_exception();
         }
