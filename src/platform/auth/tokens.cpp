@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -159,8 +160,19 @@ std::string new_id(std::string_view prefix) {
     static std::uint64_t last_ms = 0;
     static std::array<unsigned char, 10> last_entropy{};
 
-    std::array<unsigned char, 10> fresh{};
-    fill_random(fresh.data(), fresh.size());
+    // The random part comes from a per-thread buffer of CSPRNG output: RAND_bytes costs about
+    // as much per call for 10 bytes as for 320, and an id is public, not a secret.
+    constexpr std::size_t kIdsPerRefill = 32;
+    thread_local std::array<unsigned char, 10 * kIdsPerRefill> pool;
+    thread_local std::size_t pool_used = pool.size();
+    if (pool_used == pool.size()) {
+        fill_random(pool.data(), pool.size());
+        pool_used = 0;
+    }
+    std::array<unsigned char, 10> fresh;
+    std::memcpy(fresh.data(), pool.data() + pool_used, fresh.size());
+    std::memset(pool.data() + pool_used, 0, fresh.size());
+    pool_used += fresh.size();
     const std::uint64_t now = now_unix_ms();
 
     std::string body;
