@@ -43,7 +43,7 @@ std::string now_text() {
 struct RoundOutcome {
     bool failed = false;   // a publish failed: back off before the next round
     bool more = false;     // a full batch was published: more rows may be pending
-    bool blocked = false;  // another relay holds older rows (PostgreSQL replicas)
+    bool blocked = false;  // another relay is publishing (PostgreSQL replicas)
 };
 
 // Sent rows are deleted at most this often, and at every idle moment when keep_sent is shorter.
@@ -170,14 +170,19 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
                                         const std::vector<const sql::Row*>& rows,
                                         const asio::cancellation_state& cancellation) {
     if (cancellation.cancelled() != asio::cancellation_type::none) co_return RowResult::kStopped;
+    // Rows are updated by seq, the integer key both dialects index; ids are for the logs.
+    std::vector<std::int64_t> seqs;
     std::vector<std::string> ids;
     std::vector<Event> events;
+    seqs.reserve(rows.size());
     ids.reserve(rows.size());
     events.reserve(rows.size());
     for (const auto* row : rows) {
+        auto seq = row->get_int("seq");
         auto id = row->get_string("id");
         auto parsed = parse_event(row->get_string("payload"));
         if (parsed) {
+            seqs.push_back(seq);
             ids.push_back(std::move(id));
             events.push_back(std::move(*parsed));
             continue;
@@ -189,9 +194,9 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
         auto reason = "unpublishable: " + parsed.error();
         auto sent_at = now_text();
         co_await query(
-            "UPDATE outbox SET sent_at = $1, last_error = $2, attempts = attempts + 1 WHERE id = "
+            "UPDATE outbox SET sent_at = $1, last_error = $2, attempts = attempts + 1 WHERE seq = "
             "$3",
-            sent_at, reason, id);
+            sent_at, reason, seq);
     }
     if (events.empty()) co_return RowResult::kDone;
     auto outcomes = co_await state.bus.publish_batch(std::move(events));
@@ -199,7 +204,7 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
     std::vector<sql::Value> sent{sql::Value{now_text()}};
     std::string placeholders;
     bool failed = false;
-    for (std::size_t i = 0; i < ids.size(); ++i) {
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
         const auto& error = outcomes.at(i);
         if (error == kNotAttempted) {
             failed = true;
@@ -211,15 +216,15 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
             telemetry::log_warn("outbox publish failed; retrying later",
                                 {{"id", ids[i]}, {"error", error}});
             co_await query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2", error,
-                ids[i]);
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2", error,
+                seqs[i]);
             continue;
         }
-        sent.emplace_back(ids[i]);
+        sent.emplace_back(seqs[i]);
         placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(sent.size());
     }
     if (auto confirmed = sent.size() - 1; confirmed > 0) {
-        // The IN list is padded with the last id to 1, 8, 64, 512… entries: a handful of
+        // The IN list is padded with the last seq to 1, 8, 64, 512… entries: a handful of
         // statement shapes, each prepared once per connection, not one per batch size.
         std::size_t shape = 1;
         while (shape < confirmed) shape *= 8;
@@ -229,7 +234,7 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
             placeholders += ", $" + std::to_string(sent.size());
         }
         std::string mark_sent =
-            "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE id "
+            "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE seq "
             "IN (" +
             placeholders + ")";
         co_await query(std::move(mark_sent), std::move(sent));
@@ -241,39 +246,39 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
 constexpr std::string_view kClaimSql =
     "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1";
 
-// PostgreSQL: rows are claimed in a transaction with FOR UPDATE SKIP LOCKED, so a replica's relay
-// never publishes them at the same time. Two relays claiming at once can each get rows with
-// gaps that the other holds; a relay publishes only the claimed rows that are the oldest pending
-// ones without a gap, so no row is published before an older one.
+// The first key of the relays' advisory lock ("outb" in ASCII); the second is the outbox
+// table's oid, so the outboxes of several modules in one database do not exclude each other.
+constexpr std::int64_t kRelayLockClass = 0x6f757462;
+
+// PostgreSQL: one relay per outbox publishes at a time. A round is a transaction that first
+// tries a transaction-scoped advisory lock; a replica's relay that finds it taken reports
+// `blocked` and looks again later. The holder reads the pending rows without locking them (a
+// row lock is a write and a WAL record per event) and marks them sent before it commits, so the
+// next holder never sees them pending.
 asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
     co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
-        auto limit = static_cast<std::int64_t>(state.options.batch);
-        auto rows =
-            co_await session.query(std::string(kClaimSql) + " FOR UPDATE SKIP LOCKED", limit);
-        if (rows.empty()) co_return;
-        auto last = rows[rows.size() - 1].get_int("seq");
-        auto pending = co_await session.query(
-            "SELECT seq FROM outbox WHERE sent_at IS NULL AND seq <= $1 ORDER BY seq", last);
-        std::size_t usable = 0;
-        while (usable < rows.size() && usable < pending.size() &&
-               rows[usable].get_int("seq") == pending[usable].get_int("seq")) {
-            ++usable;
-        }
-        if (usable == 0) {
+        auto leader = co_await session.query(
+            "SELECT pg_try_advisory_xact_lock($1::integer, 'outbox'::regclass::oid::integer) "
+            "AS leader",
+            kRelayLockClass);
+        if (leader.empty() || !leader[0].get_bool("leader")) {
             outcome.blocked = true;
             co_return;
         }
+        auto limit = static_cast<std::int64_t>(state.options.batch);
+        auto rows = co_await session.query(std::string(kClaimSql), limit);
+        if (rows.empty()) co_return;
         auto query = [&session](std::string sql, auto&&... args) {
             return session.query(std::move(sql), std::forward<decltype(args)>(args)...);
         };
         std::vector<const sql::Row*> claimed;
-        for (std::size_t i = 0; i < usable; ++i) claimed.push_back(&rows[i]);
+        for (const auto& row : rows) claimed.push_back(&row);
         auto result = co_await publish_rows(state, query, claimed, cancellation);
         if (result == RowResult::kFailed) outcome.failed = true;
         if (result != RowResult::kDone) co_return;
-        outcome.more = usable < rows.size() || rows.size() == state.options.batch;
+        outcome.more = rows.size() == state.options.batch;
     });
     co_return outcome;
 }

@@ -42,8 +42,8 @@ struct RelayOptions {
 
 // Publishes a database's pending outbox rows, oldest first, one at a time with confirms; a row is
 // marked sent only after the broker confirmed it, so a crash between the two re-publishes it
-// (consumers are idempotent). Several relays (replicas) on one PostgreSQL database do not publish
-// the same row concurrently (rows are claimed with FOR UPDATE SKIP LOCKED).
+// (consumers are idempotent). Of several relays (replicas) on one PostgreSQL database, one
+// publishes at a time (a round holds a transaction-scoped advisory lock on the outbox).
 class OutboxRelay {
   public:
     OutboxRelay(std::shared_ptr<sql::Database> database, Bus& bus, RelayOptions options = {});
