@@ -159,12 +159,13 @@ asio::awaitable<bool> wait_until_idle(State& state, SteadyClock::time_point unti
 
 enum class RowResult { kDone, kFailed, kStopped };
 
-// Publishes claimed rows through `query` (bound to a Session or the Database) as one batch of
-// the bus: in flight together (one broker confirm round trip for the batch, not one per row) or
-// stored in one transaction, in order. Confirmed rows are marked sent in one statement. A row the
-// broker refused stays pending for a later round, which may publish it after rows behind it that
-// were confirmed: the order holds except across a failure (consumers are idempotent and see
-// redeliveries anyway). Cancellation is checked before the batch starts.
+// Publishes claimed rows, writing through `query` (run at once on SQLite, deferred to the commit
+// on PostgreSQL), as one batch of the bus: in flight together (one broker confirm round trip for
+// the batch, not one per row) or stored in one transaction, in order. Confirmed rows are marked
+// sent in one statement. A row the broker refused stays pending for a later round, which may
+// publish it after rows behind it that were confirmed: the order holds except across a failure
+// (consumers are idempotent and see redeliveries anyway). Cancellation is checked before the
+// batch starts.
 template <class Query>
 asio::awaitable<RowResult> publish_rows(State& state, Query& query,
                                         const std::vector<const sql::Row*>& rows,
@@ -251,34 +252,39 @@ constexpr std::string_view kClaimSql =
 constexpr std::int64_t kRelayLockClass = 0x6f757462;
 
 // PostgreSQL: one relay per outbox publishes at a time. A round is a transaction that first
-// tries a transaction-scoped advisory lock; a replica's relay that finds it taken reports
-// `blocked` and looks again later. The holder reads the pending rows without locking them (a
-// row lock is a write and a WAL record per event) and marks them sent before it commits, so the
-// next holder never sees them pending.
+// tries a transaction-scoped advisory lock, in the statement that reads the pending rows; a
+// replica's relay that finds the lock taken reports `blocked` and looks again later. The holder
+// reads the rows without locking them (a row lock is a write and a WAL record per event), and
+// its updates go out with the COMMIT: two round trips a round, and the next holder never sees
+// the rows it published as pending.
+constexpr std::string_view kLeaderClaimSql =
+    "SELECT l.leader, o.seq, o.id, o.payload FROM (SELECT pg_try_advisory_xact_lock($1::integer, "
+    "'outbox'::regclass::oid::integer) AS leader) l LEFT JOIN LATERAL (SELECT seq, id, payload "
+    "FROM outbox WHERE l.leader AND sent_at IS NULL ORDER BY seq LIMIT $2) o ON true";
+
 asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
     co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
-        auto leader = co_await session.query(
-            "SELECT pg_try_advisory_xact_lock($1::integer, 'outbox'::regclass::oid::integer) "
-            "AS leader",
-            kRelayLockClass);
-        if (leader.empty() || !leader[0].get_bool("leader")) {
+        auto limit = static_cast<std::int64_t>(state.options.batch);
+        auto rows = co_await session.query(std::string(kLeaderClaimSql), kRelayLockClass, limit);
+        if (rows.empty() || !rows[0].get_bool("leader")) {
             outcome.blocked = true;
             co_return;
         }
-        auto limit = static_cast<std::int64_t>(state.options.batch);
-        auto rows = co_await session.query(std::string(kClaimSql), limit);
-        if (rows.empty()) co_return;
-        auto query = [&session](std::string sql, auto&&... args) {
-            return session.query(std::move(sql), std::forward<decltype(args)>(args)...);
-        };
         std::vector<const sql::Row*> claimed;
-        for (const auto& row : rows) claimed.push_back(&row);
-        auto result = co_await publish_rows(state, query, claimed, cancellation);
+        for (const auto& row : rows) {
+            if (!row.is_null("seq")) claimed.push_back(&row);
+        }
+        if (claimed.empty()) co_return;
+        auto defer = [&session](std::string sql, auto&&... args) -> asio::awaitable<sql::Result> {
+            session.defer(std::move(sql), std::forward<decltype(args)>(args)...);
+            co_return sql::Result{};
+        };
+        auto result = co_await publish_rows(state, defer, claimed, cancellation);
         if (result == RowResult::kFailed) outcome.failed = true;
         if (result != RowResult::kDone) co_return;
-        outcome.more = rows.size() == state.options.batch;
+        outcome.more = claimed.size() == state.options.batch;
     });
     co_return outcome;
 }
