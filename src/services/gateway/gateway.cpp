@@ -789,82 +789,114 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
         co_return http::response_for_exception(failure, request);
     }
 
+    // Streamed bodies are gathered first: modules read whole bodies.
+    asio::awaitable<Response> gather_and_dispatch(http::Request& request) {
+        auto gathered = co_await gather_body(request, options.max_body_bytes);
+        if (gathered) co_return std::move(*gathered);
+        co_return co_await dispatch_in_process(request);
+    }
+
+    // Asio recycles coroutine frames of up to about 1 KiB; a larger one is a trip through malloc's
+    // slow path on every request. So the per-request coroutines below keep in their frames only
+    // what lives across a suspension; routing, the choice of destination, the mirror and the
+    // building of answers are plain functions.
     asio::awaitable<Response> handle(http::Request& request);
+    asio::awaitable<Response> run_route(http::Request& request,
+                                        std::shared_ptr<const Snapshot> current, RouteMatch match);
+    std::optional<Response> route(http::Request& request, const Snapshot& current,
+                                  RouteMatch& match);
+    asio::awaitable<Response> forward(http::Request& request, const RouteMatch& match,
+                                      const Snapshot& current);
     asio::awaitable<Response> proxy(http::Request& request, const RouteMatch& match,
                                     const ServiceRuntime& runtime);
+    std::shared_ptr<MirrorComparison> start_mirror(const http::Request& request,
+                                                   const RouteMatch& match,
+                                                   const ServiceRuntime& runtime,
+                                                   const std::string& path, bool upgrade);
     asio::awaitable<void> check_health(std::shared_ptr<const Snapshot> current);
 };
 
 // ---------------------------------------------------------------------------------------------
 
-asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
-    auto current = snapshot.load();
+std::optional<Response> Gateway::Impl::route(http::Request& request, const Snapshot& current,
+                                             RouteMatch& match) {
     auto normalized = normalize_path(request.target);
     if (!normalized) {
-        co_return gateway_error(json::ErrorCode::ValidationError, 400, "malformed request path",
-                                request);
+        return gateway_error(json::ErrorCode::ValidationError, 400, "malformed request path",
+                             request);
     }
-    const auto match =
-        current->table->match(method_text(request), request.header("Host"), *normalized);
-    // The route label points into this snapshot's configuration; the request keeps it alive
-    // until the access log and metrics have used it.
-    request.context.route_owner = current;
+    match = current.table->match(method_text(request), request.header("Host"), *normalized);
     if (match.outcome == RouteMatch::Outcome::NotFound) {
         request.context.route = "unmatched";
-        co_return gateway_error(json::ErrorCode::NotFound, 404, "no route matches this request",
-                                request);
+        return gateway_error(json::ErrorCode::NotFound, 404, "no route matches this request",
+                             request);
     }
     if (match.outcome == RouteMatch::Outcome::MethodNotAllowed) {
         request.context.route = "unmatched";
         Response response = gateway_error(json::ErrorCode::MethodNotAllowed, 405,
                                           "method not allowed on this route", request);
         response.set_header("Allow", method_list(match.allowed));
-        co_return response;
+        return response;
     }
     request.context.route =
         match.route->name.empty() ? match.matched_prefix : std::string_view(match.route->name);
-    request.target = *normalized;
+    request.target = std::move(*normalized);
 
     // Identity headers are the gateway's to set: whatever a client sent never reaches a
     // service, whichever plugins the route has.
     std::erase_if(request.headers, [](const auto& header) {
         return header.first.size() >= 7 && http::iequals(header.first.substr(0, 7), "X-User-");
     });
+    return std::nullopt;
+}
+
+asio::awaitable<Response> Gateway::Impl::forward(http::Request& request, const RouteMatch& match,
+                                                 const Snapshot& current) {
+    if (!match.service->in_process()) {
+        return proxy(request, match, current.services.at(match.service));
+    }
+    request.target = match.upstream_path(request.target);
+    if (request.body_stream) return gather_and_dispatch(request);
+    return dispatch_in_process(request);
+}
+
+namespace {
+
+asio::awaitable<Response> answer_now(Response response) {
+    co_return response;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
+    auto current = snapshot.load();
+    // The route label points into this snapshot's configuration; the request keeps it alive
+    // until the access log and metrics have used it.
+    request.context.route_owner = current;
+    RouteMatch match;
+    if (auto early = route(request, *current, match)) return answer_now(std::move(*early));
+    return run_route(request, std::move(current), match);
+}
+
+asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request,
+                                                   std::shared_ptr<const Snapshot> current,
+                                                   RouteMatch match) {
     Exchange exchange{request, match, {}, {}};
     std::optional<Response> answer;
     for (const PluginSpec* spec : match.plugins) {
-        auto& plugin = current->plugins.at(spec);
-        answer = co_await plugin->on_request(exchange);
+        answer = co_await current->plugins.at(spec)->on_request(exchange);
         if (answer) break;
     }
-    Response response;
-    if (answer) {
-        response = std::move(*answer);
-    } else if (match.service->in_process()) {
-        request.target = match.upstream_path(request.target);
-        if (request.body_stream) {
-            // Modules read whole bodies: gather it, within the server's body limit.
-            auto gathered = co_await gather_body(request, options.max_body_bytes);
-            if (gathered) {
-                response = std::move(*gathered);
-            } else {
-                response = co_await dispatch_in_process(request);
-            }
-        } else {
-            response = co_await dispatch_in_process(request);
-        }
-    } else {
-        response = co_await proxy(request, match, current->services.at(match.service));
-    }
+    if (!answer) answer = co_await forward(request, match, *current);
     // Every plugin of the route sees the response, also when an earlier one answered (Kong's
     // header and log phases): CORS headers on a 401, the 429 in the request counts.
     for (const PluginSpec* spec : match.plugins) {
-        current->plugins.at(spec)->on_response(exchange, response);
+        current->plugins.at(spec)->on_response(exchange, *answer);
     }
     for (auto& [name, value] : exchange.response_headers) {
-        response.set_header(std::move(name), std::move(value));
+        answer->set_header(std::move(name), std::move(value));
     }
-    co_return response;
+    co_return std::move(*answer);
 }
 
 namespace {
@@ -924,51 +956,138 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
 
 }  // namespace
 
+std::shared_ptr<MirrorComparison> Gateway::Impl::start_mirror(const http::Request& request,
+                                                              const RouteMatch& match,
+                                                              const ServiceRuntime& runtime,
+                                                              const std::string& path,
+                                                              bool upgrade) {
+    const Service& service = *match.service;
+    if (!service.mirror || !runtime.mirror_client) return nullptr;
+    if (request.body_stream) {
+        // A body that is never held whole cannot be sent twice.
+        mirror_instruments().requests.with({std::string(request.context.route), "dropped"}).inc();
+        return nullptr;
+    }
+    if (upgrade || !sample(service.mirror->percentage)) return nullptr;
+    auto comparison = std::make_shared<MirrorComparison>();
+    comparison->route = std::string(request.context.route);
+    comparison->compare = service.mirror->compare;
+    auto* shadow_target = runtime.mirror_balancer->pick();
+    if (shadow_target == nullptr || mirrors_in_flight->load() >= kMaxMirrorsInFlight) {
+        mirror_instruments().requests.with({comparison->route, "dropped"}).inc();
+        return nullptr;
+    }
+    mirrors_in_flight->fetch_add(1);
+    http::ClientRequest shadow = upstream_request(request, match, runtime, upgrade);
+    shadow.replay_on_stale_connection = true;
+    shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
+    shadow.body = request.body;
+    shadow.timeout = service.mirror->timeout;
+    for (auto& [name, value] : shadow.headers) {
+        if (http::iequals(name, "Host")) value = service.mirror->endpoint.authority();
+    }
+    asio::co_spawn(
+        executor,
+        send_shadow(runtime.mirror_client, std::move(shadow), comparison, mirrors_in_flight),
+        asio::detached);
+    return comparison;
+}
+
+namespace {
+
+// The answer to a failed upstream attempt that is not retried; logged either way.
+std::optional<Response> failed_attempt(const http::ClientError& failure,
+                                       const http::Request& request, const Service& service,
+                                       const Balancer::Target& target, int attempt, bool retry_left,
+                                       MirrorComparison* comparison) {
+    telemetry::log_warn("upstream request failed",
+                        {{"request_id", request.context.request_id},
+                         {"service", service.name},
+                         {"target", target.authority},
+                         {"error", failure.message},
+                         {"attempt", static_cast<std::int64_t>(attempt + 1)}});
+    // Retry only when the upstream cannot have acted on the request.
+    if (!failure.request_sent && retry_left) return std::nullopt;
+    if (comparison) comparison->primary_finished(502, {}, false);
+    if (failure.kind == http::ClientError::Timeout) {
+        return gateway_error(json::ErrorCode::UpstreamUnavailable, 504,
+                             "the upstream did not answer in time", request);
+    }
+    if (failure.kind == http::ClientError::PoolExhausted) {
+        return gateway_error(json::ErrorCode::UpstreamUnavailable, 503, "the upstream is saturated",
+                             request, 1);
+    }
+    return gateway_error(json::ErrorCode::UpstreamUnavailable, 502, "the upstream is unavailable",
+                         request);
+}
+
+// The client's response from the upstream's: hop-by-hop headers dropped, the body passed on
+// as it arrives (through the mirror's tee when one compares bodies), or the tunnel after a 101.
+Response proxied_response(http::StreamedResponse&& result,
+                          const std::shared_ptr<MirrorComparison>& comparison,
+                          const Service& service) {
+    Response response;
+    response.status = result.status;
+    response.verbatim_headers = true;
+    response.content_type = {};
+    response.headers.reserve(result.headers.size() + 4);
+    const std::string upstream_connection(result.header("Connection"));
+    for (auto& [name, value] : result.headers) {
+        if (result.status == 101 &&
+            (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
+            response.headers.emplace_back(std::move(name), std::move(value));
+            continue;
+        }
+        if (lists_token(upstream_connection, name)) continue;
+        if (http::iequals(name, "Content-Length")) {
+            response.headers.emplace_back(std::move(name), std::move(value));
+            continue;
+        }
+        if (is_hop_by_hop(name) && !http::iequals(name, "x-request-id")) continue;
+        response.headers.emplace_back(std::move(name), std::move(value));
+    }
+    if (result.upgraded) {
+        auto tunnel = std::move(result.upgraded);
+        response.on_upgrade = [tunnel](http::Tunnel& client) { return relay(tunnel, client); };
+        return response;
+    }
+    if (result.complete_body) {
+        if (comparison) {
+            comparison->primary_finished(response.status,
+                                         service.mirror->compare == Mirror::Compare::Body
+                                             ? *result.complete_body
+                                             : std::string(),
+                                         true);
+        }
+        response.body = std::move(*result.complete_body);
+        return response;
+    }
+    response.body_source = std::move(result.body);
+    if (comparison) {
+        response.body_source =
+            std::make_shared<TeeBody>(std::move(response.body_source), comparison, response.status,
+                                      service.mirror->compare == Mirror::Compare::Body);
+    }
+    return response;
+}
+
+}  // namespace
+
 asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const RouteMatch& match,
                                                const ServiceRuntime& runtime) {
-    const Service& service = *match.service;
     const std::string path = match.upstream_path(request.target);
     const bool upgrade =
         !request.header("Upgrade").empty() && lists_token(request.header("Connection"), "upgrade");
-
-    std::shared_ptr<MirrorComparison> comparison;
-    if (service.mirror && runtime.mirror_client && request.body_stream) {
-        // A body that is never held whole cannot be sent twice.
-        mirror_instruments().requests.with({std::string(request.context.route), "dropped"}).inc();
-    } else if (service.mirror && runtime.mirror_client && !upgrade &&
-               sample(service.mirror->percentage)) {
-        comparison = std::make_shared<MirrorComparison>();
-        comparison->route = std::string(request.context.route);
-        comparison->compare = service.mirror->compare;
-        auto* shadow_target = runtime.mirror_balancer->pick();
-        if (shadow_target == nullptr || mirrors_in_flight->load() >= kMaxMirrorsInFlight) {
-            mirror_instruments().requests.with({comparison->route, "dropped"}).inc();
-            comparison.reset();
-        } else {
-            mirrors_in_flight->fetch_add(1);
-            http::ClientRequest shadow = upstream_request(request, match, runtime, upgrade);
-            shadow.replay_on_stale_connection = true;
-            shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
-            shadow.body = request.body;
-            shadow.timeout = service.mirror->timeout;
-            for (auto& [name, value] : shadow.headers) {
-                if (http::iequals(name, "Host")) value = service.mirror->endpoint.authority();
-            }
-            asio::co_spawn(executor,
-                           send_shadow(runtime.mirror_client, std::move(shadow), comparison,
-                                       mirrors_in_flight),
-                           asio::detached);
-        }
-    }
-
+    auto comparison = start_mirror(request, match, runtime, path, upgrade);
     const bool idempotent = is_idempotent(request.method, request.method_text);
-    const int attempts = 1 + (idempotent ? std::max(0, service.retries) : 0);
+    const int attempts = 1 + (idempotent ? std::max(0, match.service->retries) : 0);
     for (int attempt = 0; attempt < attempts; ++attempt) {
         Balancer::Target* target = runtime.balancer->pick();
         if (target == nullptr) {
             if (comparison) comparison->primary_finished(503, {}, false);
             co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 503,
-                                    "no healthy upstream for service " + service.name, request, 1);
+                                    "no healthy upstream for service " + match.service->name,
+                                    request, 1);
         }
         http::ClientRequest attempt_request = upstream_request(request, match, runtime, upgrade);
         attempt_request.url = target->base + path;
@@ -980,79 +1099,20 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const Rou
         }
         attempt_request.body_stream = request.body_stream;
         auto result = co_await runtime.client->send_streamed(std::move(attempt_request));
-        if (!result && result.error().kind == http::ClientError::RequestBody) {
+        if (result) {
+            runtime.balancer->succeeded(target);
+            co_return proxied_response(std::move(*result), comparison, *match.service);
+        }
+        if (result.error().kind == http::ClientError::RequestBody) {
             // The client's body failed, not the upstream: no retry, no mark on the target.
             runtime.balancer->succeeded(target);
             if (comparison) comparison->primary_finished(400, {}, false);
             co_return body_failure_response(result.error().message, request);
         }
-        if (!result) {
-            runtime.balancer->failed(target);
-            const auto& failure = result.error();
-            telemetry::log_warn("upstream request failed",
-                                {{"request_id", request.context.request_id},
-                                 {"service", service.name},
-                                 {"target", target->authority},
-                                 {"error", failure.message},
-                                 {"attempt", static_cast<std::int64_t>(attempt + 1)}});
-            // Retry only when the upstream cannot have acted on the request.
-            if (!failure.request_sent && attempt + 1 < attempts) continue;
-            if (comparison) comparison->primary_finished(502, {}, false);
-            if (failure.kind == http::ClientError::Timeout) {
-                co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 504,
-                                        "the upstream did not answer in time", request);
-            }
-            if (failure.kind == http::ClientError::PoolExhausted) {
-                co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 503,
-                                        "the upstream is saturated", request, 1);
-            }
-            co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 502,
-                                    "the upstream is unavailable", request);
-        }
-        runtime.balancer->succeeded(target);
-        Response response;
-        response.status = result->status;
-        response.verbatim_headers = true;
-        response.content_type = {};
-        response.headers.reserve(result->headers.size() + 4);
-        const std::string upstream_connection(result->header("Connection"));
-        for (auto& [name, value] : result->headers) {
-            if (result->status == 101 &&
-                (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
-                response.headers.emplace_back(std::move(name), std::move(value));
-                continue;
-            }
-            if (lists_token(upstream_connection, name)) continue;
-            if (http::iequals(name, "Content-Length")) {
-                response.headers.emplace_back(std::move(name), std::move(value));
-                continue;
-            }
-            if (is_hop_by_hop(name) && !http::iequals(name, "x-request-id")) continue;
-            response.headers.emplace_back(std::move(name), std::move(value));
-        }
-        if (result->upgraded) {
-            auto tunnel = std::move(result->upgraded);
-            response.on_upgrade = [tunnel](http::Tunnel& client) { return relay(tunnel, client); };
-            co_return response;
-        }
-        if (result->complete_body) {
-            if (comparison) {
-                comparison->primary_finished(response.status,
-                                             service.mirror->compare == Mirror::Compare::Body
-                                                 ? *result->complete_body
-                                                 : std::string(),
-                                             true);
-            }
-            response.body = std::move(*result->complete_body);
-            co_return response;
-        }
-        response.body_source = std::move(result->body);
-        if (comparison) {
-            response.body_source = std::make_shared<TeeBody>(
-                std::move(response.body_source), comparison, response.status,
-                service.mirror->compare == Mirror::Compare::Body);
-        }
-        co_return response;
+        runtime.balancer->failed(target);
+        auto answer = failed_attempt(result.error(), request, *match.service, *target, attempt,
+                                     attempt + 1 < attempts, comparison.get());
+        if (answer) co_return std::move(*answer);
     }
     co_return gateway_error(json::ErrorCode::UpstreamUnavailable, 502,
                             "the upstream is unavailable", request);
