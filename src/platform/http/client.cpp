@@ -997,34 +997,108 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
 
     using StreamedResult = Expected<StreamedResponse, ClientError>;
 
+    // A request checked and serialized, before its first byte goes out. Held on the heap so that
+    // the coroutine frame of the exchange stays small enough for Asio to recycle.
+    struct PreparedRequest {
+        Url url;
+        WireRequest wire;
+        Clock::time_point deadline;
+        std::chrono::milliseconds read_timeout{0};
+        bool retry_allowed = false;
+    };
+
+    Expected<std::unique_ptr<PreparedRequest>, ClientError> prepare(ClientRequest& request) const {
+        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+        auto prepared = std::make_unique<PreparedRequest>();
+        prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
+        prepared->deadline = Clock::now() + timeout;
+        auto url = parse_url(request.url);
+        if (!url) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        if (closed_) return unexpected(error(ClientError::Closed, "client closed"));
+        auto built = build_wire(request, *url);
+        if (!built) return unexpected(std::move(built).error());
+        prepared->url = std::move(*url);
+        prepared->wire = std::move(*built);
+        prepared->wire.stream_timeout = prepared->read_timeout;
+        prepared->retry_allowed = prepared->wire.idempotent && !prepared->wire.body_stream &&
+                                  request.replay_on_stale_connection;
+        return prepared;
+    }
+
+    static asio::awaitable<StreamedResult> fail_now(ClientError failure) {
+        co_return unexpected(std::move(failure));
+    }
+
+    // Why an exchange failed, once it is not retried.
+    static ClientError exchange_failure(HeadOutcome& outcome, const Url& url, bool sent_any) {
+        if (!outcome.body_error.empty()) {
+            return error(ClientError::RequestBody, std::move(outcome.body_error), sent_any);
+        }
+        if (outcome.ec == beast::error::timeout) {
+            return error(ClientError::Timeout, "request to " + url.host_header + " timed out",
+                         sent_any);
+        }
+        return error(ClientError::ProtocolError,
+                     std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
+                         url.host_header + ": " + outcome.ec.message(),
+                     sent_any);
+    }
+
+    // The response once its head arrived: a small body already read whole, the rest left on
+    // the connection for the caller to stream, or the tunnel after a 101.
+    StreamedResponse streamed_response(Lease& lease, std::unique_ptr<StreamParser> parser,
+                                       const PreparedRequest& prepared) {
+        auto& connection = *lease.connection();
+        StreamedResponse response;
+        const auto& head = parser->get();
+        response.status = static_cast<int>(head.result_int());
+        response.headers.reserve(12);
+        for (const auto& field : head.base()) {
+            response.headers.emplace_back(std::string(field.name_string()),
+                                          std::string(field.value()));
+        }
+        if (response.status == 101 && prepared.wire.upgrade) {
+            response.upgraded = std::make_shared<UpstreamTunnel>(
+                shared_from_this(), std::move(lease), prepared.read_timeout);
+            return response;
+        }
+        const bool keep_alive = prepared.wire.keep_alive && response.status != 101;
+        if (auto length = parser->content_length();
+            length && !parser->is_done() && !parser->chunked() && *length <= kCompleteBodyLimit &&
+            connection.buffer.size() >= *length) {
+            const auto* bytes = static_cast<const char*>(connection.buffer.data().data());
+            response.complete_body.emplace(bytes, static_cast<std::size_t>(*length));
+            connection.buffer.consume(static_cast<std::size_t>(*length));
+            if (keep_alive && head.keep_alive()) lease.recycle();
+            return response;
+        }
+        response.body =
+            std::make_shared<StreamedBody>(shared_from_this(), std::move(lease), std::move(parser),
+                                           prepared.read_timeout, keep_alive);
+        return response;
+    }
+
     // `self` keeps the client alive for the call.
     asio::awaitable<StreamedResult> send_streamed(std::shared_ptr<Impl> self,
                                                   ClientRequest request) {
-        (void)self;
-        auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
-        auto read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
-        auto deadline = Clock::now() + timeout;
-        auto url = parse_url(request.url);
-        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
-        if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
-        auto built = build_wire(request, *url);
-        if (!built) co_return unexpected(std::move(built).error());
-        WireRequest wire = std::move(*built);
-        wire.stream_timeout = read_timeout;
-        const bool upgrade_requested = wire.upgrade;
+        auto prepared = prepare(request);
+        if (!prepared) return fail_now(std::move(prepared).error());
+        return exchange_streamed(std::move(self), std::move(*prepared));
+    }
 
-        auto& pool = pool_for(*url);
+    asio::awaitable<StreamedResult> exchange_streamed(std::shared_ptr<Impl> self,
+                                                      std::unique_ptr<PreparedRequest> prepared) {
+        (void)self;
+        auto& pool = pool_for(prepared->url);
         bool sent_any = false;
-        const bool retry_allowed =
-            wire.idempotent && !wire.body_stream && request.replay_on_stale_connection;
         for (int attempt = 0;; ++attempt) {
             std::optional<Expected<Lease, ClientError>> leased;
             if (attempt == 0) {
                 if (auto pooled = reuse_idle(pool)) leased.emplace(std::move(*pooled));
             }
             if (!leased) {
-                auto connected = co_await connected_lease(pool, *url, deadline, attempt > 0);
-                leased.emplace(std::move(connected));
+                leased.emplace(
+                    co_await connected_lease(pool, prepared->url, prepared->deadline, attempt > 0));
             }
             auto& lease = *leased;
             if (!lease) {
@@ -1036,58 +1110,21 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             std::unique_ptr<StreamParser> parser;
             HeadOutcome outcome;
             if (connection.tls) {
-                outcome = co_await exchange_head(*connection.tls, connection.tcp(),
-                                                 connection.buffer, wire, deadline, parser);
+                outcome =
+                    co_await exchange_head(*connection.tls, connection.tcp(), connection.buffer,
+                                           prepared->wire, prepared->deadline, parser);
             } else {
-                outcome = co_await exchange_head(*connection.plain, connection.tcp(),
-                                                 connection.buffer, wire, deadline, parser);
+                outcome =
+                    co_await exchange_head(*connection.plain, connection.tcp(), connection.buffer,
+                                           prepared->wire, prepared->deadline, parser);
             }
             sent_any = sent_any || outcome.sent_bytes;
-            if (outcome.ec) {
-                if (!outcome.body_error.empty()) {
-                    co_return unexpected(
-                        error(ClientError::RequestBody, std::move(outcome.body_error), sent_any));
-                }
-                if (attempt == 0 && lease->reused() && !outcome.got_bytes && retry_allowed) {
-                    continue;
-                }
-                if (outcome.ec == beast::error::timeout) {
-                    co_return unexpected(error(ClientError::Timeout,
-                                               "request to " + url->host_header + " timed out",
-                                               sent_any));
-                }
-                co_return unexpected(
-                    error(ClientError::ProtocolError,
-                          std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
-                              url->host_header + ": " + outcome.ec.message(),
-                          sent_any));
+            if (!outcome.ec) co_return streamed_response(*lease, std::move(parser), *prepared);
+            if (outcome.body_error.empty() && attempt == 0 && lease->reused() &&
+                !outcome.got_bytes && prepared->retry_allowed) {
+                continue;
             }
-            StreamedResponse response;
-            const auto& head = parser->get();
-            response.status = static_cast<int>(head.result_int());
-            response.headers.reserve(12);
-            for (const auto& field : head.base()) {
-                response.headers.emplace_back(std::string(field.name_string()),
-                                              std::string(field.value()));
-            }
-            if (response.status == 101 && upgrade_requested) {
-                response.upgraded = std::make_shared<UpstreamTunnel>(
-                    shared_from_this(), std::move(*lease), read_timeout);
-                co_return std::move(response);
-            }
-            const bool keep_alive = wire.keep_alive && response.status != 101;
-            if (auto length = parser->content_length();
-                length && !parser->is_done() && !parser->chunked() &&
-                *length <= kCompleteBodyLimit && connection.buffer.size() >= *length) {
-                const auto* bytes = static_cast<const char*>(connection.buffer.data().data());
-                response.complete_body.emplace(bytes, static_cast<std::size_t>(*length));
-                connection.buffer.consume(static_cast<std::size_t>(*length));
-                if (keep_alive && head.keep_alive()) lease->recycle();
-                co_return std::move(response);
-            }
-            response.body = std::make_shared<StreamedBody>(
-                shared_from_this(), std::move(*lease), std::move(parser), read_timeout, keep_alive);
-            co_return std::move(response);
+            co_return unexpected(exchange_failure(outcome, prepared->url, sent_any));
         }
     }
 
