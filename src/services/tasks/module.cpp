@@ -233,6 +233,16 @@ class TasksModuleImpl final : public runtime::Module {
         if (outbox_appended_) outbox_appended_();
     }
 
+    // A new task with its history and event, made from the request before anything is stored;
+    // on the heap, so create_task's coroutine frame stays small enough for Asio to recycle.
+    struct Creation {
+        Task task;
+        std::vector<HistoryEntry> history;
+        std::vector<bus::Event> events;
+    };
+    std::unique_ptr<Creation> new_creation(http::Request& request) const;
+    http::Response created_response(const Task& task) const;
+
     asio::awaitable<http::Response> create_task(http::Request& request);
     asio::awaitable<http::Response> list_tasks(http::Request& request);
     asio::awaitable<http::Response> get_task(http::Request& request);
@@ -278,20 +288,32 @@ void TasksModuleImpl::add_routes(http::Router& router) {
     router.add(Method::Post, base + "/{id}/comments", bind(&TasksModuleImpl::add_comment));
 }
 
-asio::awaitable<http::Response> TasksModuleImpl::create_task(http::Request& request) {
+std::unique_ptr<TasksModuleImpl::Creation> TasksModuleImpl::new_creation(
+    http::Request& request) const {
     auto principal = authenticate(request, *jwt_, "tasks:write");
     auto body = object_body(request);
     auto input = read_task_input(body, InputMode::Create);
     if (!input) throw ClientError::validation(std::move(input).error());
-    Task task = new_task(*input, platform::auth::new_id("task_"), principal.user_id, now_text());
-    std::vector<HistoryEntry> history(1, created_entry(task));
-    std::vector<bus::Event> events(1, created_event(task, request));
-    co_await store_->create(task, history, events);
-    outbox_appended();
+    auto creation = std::make_unique<Creation>();
+    creation->task =
+        new_task(*input, platform::auth::new_id("task_"), principal.user_id, now_text());
+    creation->history.push_back(created_entry(creation->task));
+    creation->events.push_back(created_event(creation->task, request));
+    return creation;
+}
+
+http::Response TasksModuleImpl::created_response(const Task& task) const {
     created_[static_cast<std::size_t>(priority_rank(task.priority) - 1)]->inc();
     auto response = task_response(201, task);
     response.set_header("Location", std::string(kBase) + "/" + task.id);
-    co_return response;
+    return response;
+}
+
+asio::awaitable<http::Response> TasksModuleImpl::create_task(http::Request& request) {
+    auto creation = new_creation(request);
+    co_await store_->create(creation->task, creation->history, creation->events);
+    outbox_appended();
+    co_return created_response(creation->task);
 }
 
 asio::awaitable<http::Response> TasksModuleImpl::list_tasks(http::Request& request) {
