@@ -8,7 +8,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -159,33 +161,30 @@ asio::awaitable<bool> wait_until_idle(State& state, SteadyClock::time_point unti
 
 enum class RowResult { kDone, kFailed, kStopped };
 
-// Publishes claimed rows, writing through `query` (run at once on SQLite, deferred to the commit
-// on PostgreSQL), as one batch of the bus: in flight together (one broker confirm round trip for
-// the batch, not one per row) or stored in one transaction, in order. Confirmed rows are marked
-// sent in one statement. A row the broker refused stays pending for a later round, which may
-// publish it after rows behind it that were confirmed: the order holds except across a failure
-// (consumers are idempotent and see redeliveries anyway). Cancellation is checked before the
-// batch starts.
-template <class Query>
-asio::awaitable<RowResult> publish_rows(State& state, Query& query,
-                                        const std::vector<const sql::Row*>& rows,
-                                        const asio::cancellation_state& cancellation) {
-    if (cancellation.cancelled() != asio::cancellation_type::none) co_return RowResult::kStopped;
-    // Rows are updated by seq, the integer key both dialects index; ids are for the logs.
+// Claimed rows ready to publish: the events, and the seq of each (rows are updated by seq, the
+// integer key both dialects index; ids are for the logs).
+struct Batch {
     std::vector<std::int64_t> seqs;
     std::vector<std::string> ids;
     std::vector<Event> events;
-    seqs.reserve(rows.size());
-    ids.reserve(rows.size());
-    events.reserve(rows.size());
+};
+
+// Parses claimed rows into a batch, writing through `query` (run at once on SQLite, deferred to
+// the commit on PostgreSQL). A row that is not a valid event is set aside with the reason.
+template <class Query>
+asio::awaitable<Batch> prepare_batch(Query& query, const std::vector<const sql::Row*>& rows) {
+    Batch batch;
+    batch.seqs.reserve(rows.size());
+    batch.ids.reserve(rows.size());
+    batch.events.reserve(rows.size());
     for (const auto* row : rows) {
         auto seq = row->get_int("seq");
         auto id = row->get_string("id");
         auto parsed = parse_event(row->get_string("payload"));
         if (parsed) {
-            seqs.push_back(seq);
-            ids.push_back(std::move(id));
-            events.push_back(std::move(*parsed));
+            batch.seqs.push_back(seq);
+            batch.ids.push_back(std::move(id));
+            batch.events.push_back(std::move(*parsed));
             continue;
         }
         // Only a hand-edited row gets here; publishing it is impossible and holding every later
@@ -199,13 +198,20 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
             "$3",
             sent_at, reason, seq);
     }
-    if (events.empty()) co_return RowResult::kDone;
-    auto outcomes = co_await state.bus.publish_batch(std::move(events));
+    co_return batch;
+}
 
+// Records what the broker said of a published batch: confirmed rows are marked sent in one
+// statement, refused ones keep their error for a later round. A refused row may be published
+// after rows behind it that were confirmed: the order holds except across a failure (consumers
+// are idempotent and see redeliveries anyway).
+template <class Query>
+asio::awaitable<RowResult> record_outcomes(State& state, Query& query, const Batch& batch,
+                                           const std::vector<std::string>& outcomes) {
     std::vector<sql::Value> sent{sql::Value{now_text()}};
     std::string placeholders;
     bool failed = false;
-    for (std::size_t i = 0; i < seqs.size(); ++i) {
+    for (std::size_t i = 0; i < batch.seqs.size(); ++i) {
         const auto& error = outcomes.at(i);
         if (error == kNotAttempted) {
             failed = true;
@@ -215,13 +221,13 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
             failed = true;
             state.publish_failures.fetch_add(1, std::memory_order_relaxed);
             telemetry::log_warn("outbox publish failed; retrying later",
-                                {{"id", ids[i]}, {"error", error}});
+                                {{"id", batch.ids[i]}, {"error", error}});
             co_await query(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2", error,
-                seqs[i]);
+                batch.seqs[i]);
             continue;
         }
-        sent.emplace_back(seqs[i]);
+        sent.emplace_back(batch.seqs[i]);
         placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(sent.size());
     }
     if (auto confirmed = sent.size() - 1; confirmed > 0) {
@@ -244,6 +250,20 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
     co_return failed ? RowResult::kFailed : RowResult::kDone;
 }
 
+// Publishes claimed rows as one batch of the bus: in flight together (one broker confirm round
+// trip for the batch, not one per row) or stored in one transaction, in order. Cancellation is
+// checked before the batch starts.
+template <class Query>
+asio::awaitable<RowResult> publish_rows(State& state, Query& query,
+                                        const std::vector<const sql::Row*>& rows,
+                                        const asio::cancellation_state& cancellation) {
+    if (cancellation.cancelled() != asio::cancellation_type::none) co_return RowResult::kStopped;
+    auto batch = co_await prepare_batch(query, rows);
+    if (batch.events.empty()) co_return RowResult::kDone;
+    auto outcomes = co_await state.bus.publish_batch(std::move(batch.events));
+    co_return co_await record_outcomes(state, query, batch, outcomes);
+}
+
 constexpr std::string_view kClaimSql =
     "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1";
 
@@ -262,6 +282,24 @@ constexpr std::string_view kLeaderClaimSql =
     "'outbox'::regclass::oid::integer) AS leader) l LEFT JOIN LATERAL (SELECT seq, id, payload "
     "FROM outbox WHERE l.leader AND sent_at IS NULL ORDER BY seq LIMIT $2) o ON true";
 
+// The rows after `after` that are pending, oldest first.
+constexpr std::string_view kNextClaimSql =
+    "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2";
+
+// Batches one round publishes before it commits: while the broker confirms one batch the next
+// is read, and the marks of a batch travel with the next read. Bounded, because a crash before
+// the commit publishes the round's events again.
+constexpr int kBatchesPerRound = 4;
+
+std::vector<const sql::Row*> claimed_rows(const sql::Result& rows) {
+    std::vector<const sql::Row*> claimed;
+    claimed.reserve(rows.size());
+    for (const auto& row : rows) {
+        if (!row.is_null("seq")) claimed.push_back(&row);
+    }
+    return claimed;
+}
+
 asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
@@ -272,19 +310,51 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
             outcome.blocked = true;
             co_return;
         }
-        std::vector<const sql::Row*> claimed;
-        for (const auto& row : rows) {
-            if (!row.is_null("seq")) claimed.push_back(&row);
-        }
-        if (claimed.empty()) co_return;
         auto defer = [&session](std::string sql, auto&&... args) -> asio::awaitable<sql::Result> {
             session.defer(std::move(sql), std::forward<decltype(args)>(args)...);
             co_return sql::Result{};
         };
-        auto result = co_await publish_rows(state, defer, claimed, cancellation);
-        if (result == RowResult::kFailed) outcome.failed = true;
-        if (result != RowResult::kDone) co_return;
-        outcome.more = claimed.size() == state.options.batch;
+        auto executor = co_await asio::this_coro::executor;
+        auto claimed = claimed_rows(rows);
+        for (int round_batch = 0; !claimed.empty(); ++round_batch) {
+            if (cancellation.cancelled() != asio::cancellation_type::none) co_return;
+            const bool full = claimed.size() == state.options.batch;
+            const std::int64_t last_seq = claimed.back()->get_int("seq");
+            auto batch = co_await prepare_batch(defer, claimed);
+            std::vector<std::string> outcomes;
+            sql::Result next;
+            if (full && round_batch + 1 < kBatchesPerRound) {
+                // The broker confirms this batch while the next one is read.
+                auto publish = asio::co_spawn(
+                    executor, state.bus.publish_batch(std::move(batch.events)), asio::deferred);
+                std::string next_sql(kNextClaimSql);
+                auto read = asio::co_spawn(
+                    executor, session.query(std::move(next_sql), last_seq, limit), asio::deferred);
+                auto group =
+                    asio::experimental::make_parallel_group(std::move(publish), std::move(read));
+                auto [order, publish_failure, published, read_failure, read_rows] =
+                    co_await group.async_wait(asio::experimental::wait_for_all(),
+                                              asio::use_awaitable);
+                (void)order;
+                if (publish_failure) std::rethrow_exception(publish_failure);
+                if (read_failure) std::rethrow_exception(read_failure);
+                outcomes = std::move(published);
+                next = std::move(read_rows);
+            } else if (!batch.events.empty()) {
+                outcomes = co_await state.bus.publish_batch(std::move(batch.events));
+            }
+            if (co_await record_outcomes(state, defer, batch, outcomes) == RowResult::kFailed) {
+                outcome.failed = true;
+                co_return;
+            }
+            if (!full) co_return;
+            if (round_batch + 1 == kBatchesPerRound) {
+                outcome.more = true;
+                co_return;
+            }
+            rows = std::move(next);
+            claimed = claimed_rows(rows);
+        }
     });
     co_return outcome;
 }
