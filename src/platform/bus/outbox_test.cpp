@@ -135,6 +135,25 @@ TEST_P(OutboxTest, FlushPublishesEveryBatchInOrderAndMarksSent) {
     }());
 }
 
+TEST_P(OutboxTest, BatchesConfirmedBeforeARefusalStaySentAndAreNotPublishedAgain) {
+    FakeBus bus;
+    auto options = fast_options();
+    options.batch = 5;
+    OutboxRelay relay(db_, bus, options);
+    run([&]() -> asio::awaitable<void> {
+        auto events = co_await append(20);
+        // The third event of the second batch is refused: the rest of that batch is not tried.
+        bus.fail_after(7, 1);
+        EXPECT_EQ(co_await relay.flush(milliseconds(10000)), 0);
+        EXPECT_EQ(ids(bus.events()), ids(events));
+        EXPECT_EQ(bus.attempts(), 21);
+        EXPECT_EQ(relay.stats().published, 20u);
+        EXPECT_EQ(relay.stats().publish_failures, 1u);
+        EXPECT_EQ(co_await count("attempts = 1 AND last_error IS NULL"), 19);
+        EXPECT_EQ(co_await count("attempts = 2 AND last_error IS NULL"), 1);
+    }());
+}
+
 TEST_P(OutboxTest, FlushGivesUpAtTheDeadlineWhileTheBrokerIsDown) {
     FakeBus bus(1000000);
     OutboxRelay relay(db_, bus, fast_options());

@@ -96,7 +96,9 @@ class FakeBus final : public Bus {
         }
         std::lock_guard lock(mutex_);
         ++attempts_;
-        if (failures_ > 0) {
+        if (successes_before_failures_ > 0) {
+            --successes_before_failures_;
+        } else if (failures_ > 0) {
             --failures_;
             throw PublishError("broker unavailable");
         }
@@ -123,10 +125,17 @@ class FakeBus final : public Bus {
         std::lock_guard lock(mutex_);
         failures_ = failures;
     }
+    // The next `successes` publishes succeed, then `failures` fail.
+    void fail_after(int successes, int failures) {
+        std::lock_guard lock(mutex_);
+        successes_before_failures_ = successes;
+        failures_ = failures;
+    }
 
   private:
     mutable std::mutex mutex_;
     int failures_;
+    int successes_before_failures_ = 0;
     std::chrono::milliseconds delay_;
     int attempts_ = 0;
     std::vector<Event> events_;
