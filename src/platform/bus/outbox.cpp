@@ -44,7 +44,7 @@ std::string now_text() {
 // What one round of publishing did.
 struct RoundOutcome {
     bool failed = false;   // a publish failed: back off before the next round
-    bool more = false;     // a full batch was published: more rows may be pending
+    bool more = false;     // the round ended on a full batch: more rows may be pending
     bool blocked = false;  // another relay is publishing (PostgreSQL replicas)
 };
 
@@ -272,31 +272,40 @@ constexpr std::string_view kClaimSql =
 constexpr std::int64_t kRelayLockClass = 0x6f757462;
 
 // PostgreSQL: one relay per outbox publishes at a time. A round is a transaction that first
-// tries a transaction-scoped advisory lock, in the statement that reads the pending rows; a
-// replica's relay that finds the lock taken reports `blocked` and looks again later. The holder
-// reads the rows without locking them (a row lock is a write and a WAL record per event), and
-// its updates go out with the COMMIT: two round trips a round, and the next holder never sees
-// the rows it published as pending.
-constexpr std::string_view kLeaderClaimSql =
-    "SELECT l.leader, o.seq, o.id, o.payload FROM (SELECT pg_try_advisory_xact_lock($1::integer, "
-    "'outbox'::regclass::oid::integer) AS leader) l LEFT JOIN LATERAL (SELECT seq, id, payload "
-    "FROM outbox WHERE l.leader AND sent_at IS NULL ORDER BY seq LIMIT $2) o ON true";
+// tries a transaction-scoped advisory lock; a replica's relay that finds it taken reports
+// `blocked` and looks again later. The holder reads the pending rows without locking them (a
+// row lock is a write and a WAL record per event) and marks them sent before it commits. The
+// rows are read by a later statement than the one that took the lock: a statement's snapshot is
+// taken before it runs, and one taken before the previous holder committed would still show
+// that holder's rows as pending.
+constexpr std::string_view kTakeLeadSql =
+    "SELECT pg_try_advisory_xact_lock($1::integer, 'outbox'::regclass::oid::integer) AS leader";
 
 // The rows after `after` that are pending, oldest first.
 constexpr std::string_view kNextClaimSql =
     "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2";
 
 // Batches one round publishes before it commits: while the broker confirms one batch the next
-// is read, and the marks of a batch travel with the next read. Bounded, because a crash before
-// the commit publishes the round's events again.
+// is read, and the marks of a batch travel with the next read. Bounded, because a crash (or a
+// failed read) before the commit publishes the round's events again.
 constexpr int kBatchesPerRound = 4;
+
+// Every event of a batch refused with the reason publish_batch threw.
+std::vector<std::string> refused_by(const std::exception_ptr& failure, std::size_t events) {
+    std::string reason = "publish failed";
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::exception& error) {
+        reason = error.what();
+    } catch (...) {
+    }
+    return std::vector<std::string>(events, reason);
+}
 
 std::vector<const sql::Row*> claimed_rows(const sql::Result& rows) {
     std::vector<const sql::Row*> claimed;
     claimed.reserve(rows.size());
-    for (const auto& row : rows) {
-        if (!row.is_null("seq")) claimed.push_back(&row);
-    }
+    for (const auto& row : rows) claimed.push_back(&row);
     return claimed;
 }
 
@@ -304,12 +313,13 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
     co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
-        auto limit = static_cast<std::int64_t>(state.options.batch);
-        auto rows = co_await session.query(std::string(kLeaderClaimSql), kRelayLockClass, limit);
-        if (rows.empty() || !rows[0].get_bool("leader")) {
+        auto leader = co_await session.query(std::string(kTakeLeadSql), kRelayLockClass);
+        if (leader.empty() || !leader[0].get_bool("leader")) {
             outcome.blocked = true;
             co_return;
         }
+        auto limit = static_cast<std::int64_t>(state.options.batch);
+        auto rows = co_await session.query(std::string(kClaimSql), limit);
         auto defer = [&session](std::string sql, auto&&... args) -> asio::awaitable<sql::Result> {
             session.defer(std::move(sql), std::forward<decltype(args)>(args)...);
             co_return sql::Result{};
@@ -336,9 +346,11 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
                     co_await group.async_wait(asio::experimental::wait_for_all(),
                                               asio::use_awaitable);
                 (void)order;
-                if (publish_failure) std::rethrow_exception(publish_failure);
+                // A failed read aborted the transaction: the round is lost. A failed publish
+                // is the broker's: the marks of the batches before it are still committed.
                 if (read_failure) std::rethrow_exception(read_failure);
-                outcomes = std::move(published);
+                outcomes = publish_failure ? refused_by(publish_failure, batch.seqs.size())
+                                           : std::move(published);
                 next = std::move(read_rows);
             } else if (!batch.events.empty()) {
                 outcomes = co_await state.bus.publish_batch(std::move(batch.events));
@@ -389,8 +401,8 @@ asio::awaitable<RoundOutcome> round_body(State& state,
 }
 
 // One round on the strand; the caller has checked that no other round runs. The round is
-// shielded from the caller's cancellation, which it only checks between rows: a confirmed
-// publish is always marked sent, and a PostgreSQL claim is never rolled back half-way.
+// shielded from the caller's cancellation, which it only checks between batches: a confirmed
+// publish is always marked sent, and a round's transaction is never abandoned half-way.
 asio::awaitable<RoundOutcome> round(State& state, const asio::cancellation_state& cancellation) {
     auto body = round_body(state, cancellation);
     auto shielded = asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable);
@@ -485,7 +497,7 @@ asio::awaitable<std::int64_t> flush_loop(std::shared_ptr<State> state,
         }
         if (!outcome.more && !outcome.blocked) break;
         if (outcome.blocked) {
-            // Another replica publishes the older rows; look again shortly.
+            // Another replica's relay holds the lock; look again shortly.
             auto next = std::min(until, SteadyClock::now() + std::chrono::milliseconds(20));
             asio::steady_timer timer(*state->strand, next);
             co_await timer.async_wait(asio::use_awaitable);

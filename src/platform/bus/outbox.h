@@ -42,7 +42,7 @@ struct RelayOptions {
     std::chrono::hours keep_sent{24};
 };
 
-// Publishes a database's pending outbox rows, oldest first, one at a time with confirms; a row is
+// Publishes a database's pending outbox rows, oldest first, in batches with confirms; a row is
 // marked sent only after the broker confirmed it, so a crash between the two re-publishes it
 // (consumers are idempotent). Of several relays (replicas) on one PostgreSQL database, one
 // publishes at a time (a round holds a transaction-scoped advisory lock on the outbox).
