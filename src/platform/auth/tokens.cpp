@@ -161,7 +161,8 @@ std::string new_id(std::string_view prefix) {
     static std::array<unsigned char, 10> last_entropy{};
 
     // The random part comes from a per-thread buffer of CSPRNG output: RAND_bytes costs about
-    // as much per call for 10 bytes as for 320, and an id is public, not a secret.
+    // as much per call for 10 bytes as for 320, and an id is public, not a secret. (A forked
+    // child would repeat its parent's next ids: the process never forks.)
     constexpr std::size_t kIdsPerRefill = 32;
     thread_local std::array<unsigned char, 10 * kIdsPerRefill> pool;
     thread_local std::size_t pool_used = pool.size();
@@ -171,7 +172,6 @@ std::string new_id(std::string_view prefix) {
     }
     std::array<unsigned char, 10> fresh;
     std::memcpy(fresh.data(), pool.data() + pool_used, fresh.size());
-    std::memset(pool.data() + pool_used, 0, fresh.size());
     pool_used += fresh.size();
     const std::uint64_t now = now_unix_ms();
 
