@@ -609,7 +609,8 @@ TEST_F(PostgresOnly, AnOnlyDeferredBodyRunsAsOneImplicitTransaction) {
             EXPECT_EQ(rows[0].get_string("name"), rows[1].get_string("name"));
         }
         // A failure in the middle undoes the statements before it, and leaves the connection
-        // outside any transaction.
+        // outside any transaction: the pool keeps it (the same backend answers next).
+        const auto backend = co_await backend_pid(*db);
         EXPECT_EQ(
             co_await failure_kind(db->transaction([&](Session& session) -> asio::awaitable<void> {
                 session.defer(insert, {Value{std::int64_t{3}}});
@@ -623,9 +624,10 @@ TEST_F(PostgresOnly, AnOnlyDeferredBodyRunsAsOneImplicitTransaction) {
         if (kept.size() == 2) {
             EXPECT_EQ(kept[1].get_int("id"), 2);
         }
-        // A body that defers nothing is no round trip at all, and the pool stays usable.
+        EXPECT_EQ(co_await backend_pid(*db), backend);
+        // A body that defers nothing keeps the connection too.
         co_await db->transaction([](Session&) -> asio::awaitable<void> { co_return; });
-        EXPECT_TRUE(co_await db->ping());
+        EXPECT_EQ(co_await backend_pid(*db), backend);
     }());
 }
 
