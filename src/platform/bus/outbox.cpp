@@ -202,12 +202,14 @@ asio::awaitable<Batch> prepare_batch(Query& query, const std::vector<const sql::
 }
 
 // Records what the broker said of a published batch: confirmed rows are marked sent in one
-// statement, refused ones keep their error for a later round. A refused row may be published
+// statement (and counted in `marked_sent`, which the caller adds to the statistics once that
+// is committed), refused ones keep their error for a later round. A refused row may be published
 // after rows behind it that were confirmed: the order holds except across a failure (consumers
 // are idempotent and see redeliveries anyway).
 template <class Query>
 asio::awaitable<RowResult> record_outcomes(State& state, Query& query, const Batch& batch,
-                                           const std::vector<std::string>& outcomes) {
+                                           const std::vector<std::string>& outcomes,
+                                           std::uint64_t& marked_sent) {
     std::vector<sql::Value> sent{sql::Value{now_text()}};
     std::string placeholders;
     bool failed = false;
@@ -245,7 +247,7 @@ asio::awaitable<RowResult> record_outcomes(State& state, Query& query, const Bat
             "IN (" +
             placeholders + ")";
         co_await query(std::move(mark_sent), std::move(sent));
-        state.published.fetch_add(confirmed, std::memory_order_relaxed);
+        marked_sent += confirmed;
     }
     co_return failed ? RowResult::kFailed : RowResult::kDone;
 }
@@ -261,7 +263,10 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
     auto batch = co_await prepare_batch(query, rows);
     if (batch.events.empty()) co_return RowResult::kDone;
     auto outcomes = co_await state.bus.publish_batch(std::move(batch.events));
-    co_return co_await record_outcomes(state, query, batch, outcomes);
+    std::uint64_t marked_sent = 0;
+    auto result = co_await record_outcomes(state, query, batch, outcomes, marked_sent);
+    state.published.fetch_add(marked_sent, std::memory_order_relaxed);
+    co_return result;
 }
 
 constexpr std::string_view kClaimSql =
@@ -312,6 +317,7 @@ std::vector<const sql::Row*> claimed_rows(const sql::Result& rows) {
 asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
+    std::uint64_t marked_sent = 0;
     co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
         auto leader = co_await session.query(std::string(kTakeLeadSql), kRelayLockClass);
         if (leader.empty() || !leader[0].get_bool("leader")) {
@@ -355,7 +361,8 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
             } else if (!batch.events.empty()) {
                 outcomes = co_await state.bus.publish_batch(std::move(batch.events));
             }
-            if (co_await record_outcomes(state, defer, batch, outcomes) == RowResult::kFailed) {
+            if (co_await record_outcomes(state, defer, batch, outcomes, marked_sent) ==
+                RowResult::kFailed) {
                 outcome.failed = true;
                 co_return;
             }
@@ -368,6 +375,8 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
             claimed = claimed_rows(rows);
         }
     });
+    // The marks are committed now; a round that failed before its COMMIT counts nothing.
+    state.published.fetch_add(marked_sent, std::memory_order_relaxed);
     co_return outcome;
 }
 
