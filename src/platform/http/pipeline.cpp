@@ -186,13 +186,9 @@ bool is_process_endpoint(std::string_view path) {
     return path == "/health" || path == "/ready" || path == "/metrics" || path == "/openapi.json";
 }
 
-namespace {
-
-boost::asio::awaitable<Response> ready(Response response) {
+boost::asio::awaitable<Response> ready_response(Response response) {
     co_return response;
 }
-
-}  // namespace
 
 // Not a coroutine: a matched request goes straight to the handler's own coroutine, with no
 // frame of ours around it (a frame costs an allocation per request).
@@ -201,14 +197,14 @@ boost::asio::awaitable<Response> dispatch_route(const Router& router, Request& r
     request.context.route = match.route_template;
     const auto& request_id = request.context.request_id;
     if (match.outcome == RouteMatch::Outcome::NotFound) {
-        return ready(
+        return ready_response(
             error_response(json::ErrorCode::NotFound, "no route for this path", request_id));
     }
     if (match.outcome == RouteMatch::Outcome::MethodNotAllowed) {
         Response response = error_response(json::ErrorCode::MethodNotAllowed,
                                            "method not allowed on this path", request_id);
         response.set_header("Allow", allow_header(match.allowed));
-        return ready(std::move(response));
+        return ready_response(std::move(response));
     }
     request.path_params = std::move(match.params);
     return (*match.handler)(request);

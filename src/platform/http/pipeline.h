@@ -54,6 +54,10 @@ Response error_response(json::ErrorCode code, std::string_view message, std::str
                         const std::vector<json::FieldError>& details = {},
                         std::optional<int> retry_after_seconds = std::nullopt);
 
+// An awaitable that yields `response` at once: for a plain function that returns either a
+// handler's awaitable or an answer it already has (no coroutine frame of its own on the way).
+boost::asio::awaitable<Response> ready_response(Response response);
+
 // Runs the handler of the route matching the request; 404 or 405 (with Allow) in the error
 // envelope otherwise. Sets request.context.route and the path parameters.
 boost::asio::awaitable<Response> dispatch_route(const Router& router, Request& request);

@@ -860,21 +860,14 @@ asio::awaitable<Response> Gateway::Impl::forward(http::Request& request, const R
     return dispatch_in_process(request);
 }
 
-namespace {
-
-asio::awaitable<Response> answer_now(Response response) {
-    co_return response;
-}
-
-}  // namespace
-
 asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
     auto current = snapshot.load();
     // The route label points into this snapshot's configuration; the request keeps it alive
     // until the access log and metrics have used it.
     request.context.route_owner = current;
     RouteMatch match;
-    if (auto early = route(request, *current, match)) return answer_now(std::move(*early));
+    if (auto early = route(request, *current, match))
+        return http::ready_response(std::move(*early));
     return run_route(request, std::move(current), match);
 }
 
