@@ -2,6 +2,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "platform/sql/test_support.h"
@@ -628,6 +629,89 @@ TEST_F(PostgresOnly, AnOnlyDeferredBodyRunsAsOneImplicitTransaction) {
         // A body that defers nothing keeps the connection too.
         co_await db->transaction([](Session&) -> asio::awaitable<void> { co_return; });
         EXPECT_EQ(co_await backend_pid(*db), backend);
+    }());
+}
+
+TEST_F(PostgresOnly, WriteOnlyTransactionsCommitTogetherYetSucceedOrFailAlone) {
+    PoolOptions options;
+    options.max_connections = 8;
+    auto db = open_database(Backend::kPostgres, options);
+    ASSERT_TRUE(db);
+    run([&]() -> asio::awaitable<void> {
+        co_await create_prepared_items(*db, "id BIGINT PRIMARY KEY, backend INTEGER");
+        co_await db->query("DROP TABLE IF EXISTS item_notes");
+        co_await db->query(
+            "CREATE TABLE item_notes (item_id BIGINT, note TEXT CHECK (note <> 'refused'))");
+        co_await db->query("INSERT INTO prepared_items (id, backend) VALUES (7, 0)");
+    }());
+    // Forty transactions at once, each an item and its note, in groups of five whose note
+    // statement is new to the connection (its text names the group). The first of a group
+    // finds its item there already: it fails at its first statement, before its group's first
+    // use of the note statement (a PREPARE inside its segment would go down with it, and the
+    // rest of the group with the name). The second fails at its note, after its item was
+    // written: the item must not stay.
+    constexpr int kTransactions = 40;
+    std::vector<std::optional<Kind>> failures(kTransactions);
+    run([&]() -> asio::awaitable<void> {
+        auto executor = co_await asio::this_coro::executor;
+        for (int i = 0; i < kTransactions; ++i) {
+            asio::co_spawn(
+                executor,
+                [&, i]() -> asio::awaitable<void> {
+                    const std::int64_t id = i % 5 == 0 ? 7 : 100 + i;
+                    const std::string note = i % 5 == 1 ? "refused" : "note " + std::to_string(i);
+                    try {
+                        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
+                            session.defer(
+                                "INSERT INTO prepared_items (id, backend) VALUES ($1, "
+                                "pg_backend_pid())",
+                                id);
+                            session.defer(
+                                "INSERT INTO item_notes (item_id, note) VALUES ($1, $2) /* group " +
+                                    std::to_string(i / 5) + " */",
+                                id, note);
+                            co_return;
+                        });
+                    } catch (const DatabaseError& error) {
+                        failures[static_cast<std::size_t>(i)] = error.kind();
+                    }
+                },
+                asio::detached);
+        }
+        co_return;
+    }());
+    for (int i = 0; i < kTransactions; ++i) {
+        SCOPED_TRACE("transaction " + std::to_string(i));
+        const auto& failure = failures[static_cast<std::size_t>(i)];
+        if (i % 5 == 0) {
+            EXPECT_EQ(failure, Kind::UniqueViolation);
+        } else if (i % 5 == 1) {
+            EXPECT_EQ(failure, Kind::Other);
+        } else {
+            EXPECT_FALSE(failure.has_value());
+        }
+    }
+    run([&]() -> asio::awaitable<void> {
+        auto items =
+            co_await db->query("SELECT id FROM prepared_items WHERE id >= 100 ORDER BY id");
+        std::vector<std::int64_t> ids;
+        for (const auto& row : items) ids.push_back(row.get_int("id"));
+        std::vector<std::int64_t> expected;
+        for (int i = 0; i < kTransactions; ++i) {
+            if (i % 5 > 1) expected.push_back(100 + i);
+        }
+        EXPECT_EQ(ids, expected);
+        auto notes = co_await db->query(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE item_id = 7 OR note = 'refused') AS "
+            "stray FROM item_notes");
+        EXPECT_EQ(notes[0].get_int("n"), static_cast<std::int64_t>(expected.size()));
+        EXPECT_EQ(notes[0].get_int("stray"), 0);
+        // They went out together: on the committers' connections (two at most), not one
+        // connection of the pool's eight each.
+        auto backends = co_await db->query(
+            "SELECT count(DISTINCT backend) AS n FROM prepared_items WHERE id >= 100");
+        EXPECT_GE(backends[0].get_int("n"), 1);
+        EXPECT_LE(backends[0].get_int("n"), 2);
     }());
 }
 

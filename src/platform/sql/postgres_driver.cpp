@@ -1,19 +1,29 @@
 // The PostgreSQL driver: libpq in non-blocking mode driven by the Asio loop (no thread per
 // query), a bounded pool of lazily opened connections, broken ones discarded and replaced.
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <charconv>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
@@ -247,15 +257,10 @@ class PgConnection {
             sent = PQsendQuery(conn_, sql.c_str()) != 0;
         } else {
             std::vector<Step> steps;
-            sent = send_statement(sql, params, kind, steps);
+            sent = send_statement(sql, params, kind, steps, true);
         }
         if (!sent) fail_connection("send");
-        for (;;) {
-            int flushed = PQflush(conn_);
-            if (flushed == 0) break;
-            if (flushed < 0) fail_connection("send");
-            if (!co_await wait(*socket_, Descriptor::wait_write, deadline)) time_out();
-        }
+        co_await flush_output(deadline);
 
         std::vector<Row> rows;
         std::int64_t affected = 0;
@@ -283,7 +288,7 @@ class PgConnection {
                     break;
             }
         }
-        if (error) throw_statement_error(*error);
+        if (error) throw statement_error(*error);
         co_return Result(std::move(rows), affected);
     }
 
@@ -303,67 +308,72 @@ class PgConnection {
         std::vector<Step> steps;
         steps.reserve(statements.size() + 2);
         for (std::size_t i = 0; i < statements.size(); ++i) {
-            if (!send_statement(statements[i].sql, statements[i].params, kinds[i], steps)) {
+            if (!send_statement(statements[i].sql, statements[i].params, kinds[i], steps, true)) {
                 fail_connection("send");
             }
         }
         if (PQpipelineSync(conn_) == 0) fail_connection("send");
-        for (;;) {
-            int flushed = PQflush(conn_);
-            if (flushed == 0) break;
-            if (flushed < 0) fail_connection("send");
-            if (!co_await wait(*socket_, Descriptor::wait_write, deadline)) time_out();
-        }
+        co_await flush_output(deadline);
+        auto segment = co_await read_segment(steps, deadline);
+        if (PQexitPipelineMode(conn_) == 0) fail_connection("pipeline");
+        if (segment.error) throw statement_error(*segment.error);
+        co_return Result(std::move(segment.rows), segment.affected);
+    }
 
-        std::vector<Row> rows;
-        std::int64_t affected = 0;
-        std::optional<DatabaseError> error;
-        // Each statement's results end with a null result; the sync point ends the pipeline.
-        std::size_t finished = 0;
-        bool synced = false;
-        while (!synced) {
-            while (!result_ready()) {
-                if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
+    // Runs independent transactions of writes in one round trip. Each is a pipeline segment of
+    // its own, which PostgreSQL runs as an implicit transaction committed (or rolled back) at
+    // its sync point: one that fails leaves the others alone. `finished(i, error)` is called as
+    // transaction i's sync point arrives, with no error when it committed. A write new to this
+    // connection runs unprepared here and is prepared for next time in a segment ahead of the
+    // transactions, alone: a PREPARE that failed inside a transaction's segment would abort it,
+    // and the later transactions that use the name would fail too. Throws when the connection
+    // fails; the transactions not yet finished may or may not have committed.
+    asio::awaitable<void> execute_transactions(
+        const std::vector<const std::vector<Session::Statement>*>& transactions,
+        Clock::time_point deadline,
+        const std::function<void(std::size_t, std::optional<DatabaseError>)>& finished) {
+        if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
+        const bool corked = transactions.size() > 1 && set_cork(true);
+        // The steps of each segment: the preparations first, then the transactions.
+        std::vector<std::vector<Step>> segments;
+        segments.reserve(transactions.size() + 2);
+        for (const auto* transaction : transactions) {
+            for (const auto& statement : *transaction) {
+                if (classify(statement.sql) != StatementKind::Write ||
+                    !needs_prepare(statement.sql, statement.params)) {
+                    continue;
+                }
+                auto& steps = segments.emplace_back();
+                if (send_prepare(statement_key(statement.sql, statement.params), statement.sql,
+                                 statement.params, steps) == nullptr ||
+                    PQpipelineSync(conn_) == 0) {
+                    fail_connection("send");
+                }
             }
-            PGresult* result = PQgetResult(conn_);
-            if (result == nullptr) {
-                ++finished;
-                continue;
+        }
+        const std::size_t preparations = segments.size();
+        for (const auto* transaction : transactions) {
+            auto& steps = segments.emplace_back();
+            steps.reserve(transaction->size());
+            for (const auto& statement : *transaction) {
+                if (!send_statement(statement.sql, statement.params, classify(statement.sql), steps,
+                                    false)) {
+                    fail_connection("send");
+                }
             }
-            std::unique_ptr<PGresult, decltype(&PQclear)> owned(result, &PQclear);
-            const auto status = PQresultStatus(result);
-            if (status != PGRES_PIPELINE_SYNC && finished < steps.size() &&
-                !steps[finished].prepares.empty()) {
-                // The PREPARE's own result: the name is usable only if it succeeded.
-                settle_prepare(steps[finished].prepares, status == PGRES_COMMAND_OK);
-                if (status == PGRES_COMMAND_OK || status == PGRES_PIPELINE_ABORTED) continue;
-            }
-            bool last = finished + 1 == steps.size();
-            switch (status) {
-                case PGRES_PIPELINE_SYNC:
-                    synced = true;
-                    break;
-                case PGRES_TUPLES_OK:
-                case PGRES_SINGLE_TUPLE:
-                    if (last) {
-                        rows = read_rows(result);
-                        affected = affected_rows(result);
-                    }
-                    break;
-                case PGRES_COMMAND_OK:
-                case PGRES_EMPTY_QUERY:
-                    if (last) affected = affected_rows(result);
-                    break;
-                case PGRES_PIPELINE_ABORTED:
-                    break;
-                default:
-                    if (!error) error = to_error(result);
-                    break;
-            }
+            if (PQpipelineSync(conn_) == 0) fail_connection("send");
+        }
+        if (corked) set_cork(false);
+        co_await flush_output(deadline);
+        for (std::size_t i = 0; i < segments.size(); ++i) {
+            auto segment = co_await read_segment(segments[i], deadline);
+            // A failed preparation is forgotten (settle_prepare): its statement stays unprepared.
+            if (i < preparations) continue;
+            std::optional<DatabaseError> error;
+            if (segment.error) error = statement_error(*segment.error);
+            finished(i - preparations, std::move(error));
         }
         if (PQexitPipelineMode(conn_) == 0) fail_connection("pipeline");
-        if (error) throw_statement_error(*error);
-        co_return Result(std::move(rows), affected);
     }
 
   private:
@@ -375,6 +385,86 @@ class PgConnection {
         if (!PQisBusy(conn_)) return true;
         if (PQconsumeInput(conn_) == 0) fail_connection("receive");
         return !PQisBusy(conn_);
+    }
+
+    // What one result of a pipeline answers: a statement, or (prepares set) the PREPARE of the
+    // statement named by that cache key.
+    struct Step {
+        std::string prepares;
+    };
+    struct Prepared {
+        std::string name;
+        bool ready = false;  // the server confirmed the PREPARE
+    };
+
+    // Sets or clears TCP_CORK on the connection's socket; false when it cannot be set.
+    bool set_cork(bool on) {
+        int value = on ? 1 : 0;
+        return ::setsockopt(PQsocket(conn_), IPPROTO_TCP, TCP_CORK, &value, sizeof value) == 0;
+    }
+
+    // Sends what libpq has queued, waiting for the socket when it is full.
+    asio::awaitable<void> flush_output(Clock::time_point deadline) {
+        for (;;) {
+            int flushed = PQflush(conn_);
+            if (flushed == 0) co_return;
+            if (flushed < 0) fail_connection("send");
+            if (!co_await wait(*socket_, Descriptor::wait_write, deadline)) time_out();
+        }
+    }
+
+    // What one segment of a pipeline (the statements up to a sync point) gave: the last
+    // statement's rows and count, and the first error.
+    struct SegmentResult {
+        std::vector<Row> rows;
+        std::int64_t affected = 0;
+        std::optional<DatabaseError> error;
+    };
+
+    // Reads the results of one pipeline segment, whose results `steps` describes, up to its
+    // sync point.
+    asio::awaitable<SegmentResult> read_segment(const std::vector<Step>& steps,
+                                                Clock::time_point deadline) {
+        SegmentResult segment;
+        // Each statement's results end with a null result; the sync point ends the segment.
+        std::size_t finished = 0;
+        for (;;) {
+            while (!result_ready()) {
+                if (!co_await wait(*socket_, Descriptor::wait_read, deadline)) time_out();
+            }
+            PGresult* result = PQgetResult(conn_);
+            if (result == nullptr) {
+                ++finished;
+                continue;
+            }
+            std::unique_ptr<PGresult, decltype(&PQclear)> owned(result, &PQclear);
+            const auto status = PQresultStatus(result);
+            if (status == PGRES_PIPELINE_SYNC) co_return segment;
+            if (finished < steps.size() && !steps[finished].prepares.empty()) {
+                // The PREPARE's own result: the name is usable only if it succeeded.
+                settle_prepare(steps[finished].prepares, status == PGRES_COMMAND_OK);
+                if (status == PGRES_COMMAND_OK || status == PGRES_PIPELINE_ABORTED) continue;
+            }
+            bool last = finished + 1 == steps.size();
+            switch (status) {
+                case PGRES_TUPLES_OK:
+                case PGRES_SINGLE_TUPLE:
+                    if (last) {
+                        segment.rows = read_rows(result);
+                        segment.affected = affected_rows(result);
+                    }
+                    break;
+                case PGRES_COMMAND_OK:
+                case PGRES_EMPTY_QUERY:
+                    if (last) segment.affected = affected_rows(result);
+                    break;
+                case PGRES_PIPELINE_ABORTED:
+                    break;
+                default:
+                    if (!segment.error) segment.error = to_error(result);
+                    break;
+            }
+        }
     }
 
     // Waits for the socket until `deadline`; false when the deadline passed first.
@@ -396,16 +486,6 @@ class PgConnection {
     }
 
     static bool poll_ready(int fd, Descriptor::wait_type type);
-
-    // What one result of a pipeline answers: a statement, or (prepares set) the PREPARE of the
-    // statement named by that cache key.
-    struct Step {
-        std::string prepares;
-    };
-    struct Prepared {
-        std::string name;
-        bool ready = false;  // the server confirmed the PREPARE
-    };
 
     // The cache key: the text and the parameter types, which a prepared statement fixes. Built in
     // a buffer each thread reuses (nothing suspends between building and using it), so a lookup
@@ -448,11 +528,29 @@ class PgConnection {
         co_await execute(deallocate, no_params, deadline, false);
     }
 
-    // Queues one statement with its parameters as text (NULL for null), prepared first when it
-    // is a write new to this connection (that needs pipeline mode); appends the results
-    // it adds to `steps`. False when libpq refuses.
+    // Queues the PREPARE of a write new to this connection, under a fresh name, and records it
+    // (ready once the server confirms); appends its result to `steps`. Null when libpq refuses.
+    // `key` is the statement's statement_key.
+    const Prepared* send_prepare(const std::string& key, const std::string& sql,
+                                 const std::vector<Value>& params, std::vector<Step>& steps) {
+        std::vector<Oid> types;
+        types.reserve(params.size());
+        for (const auto& param : params) types.push_back(type_of(param));
+        const std::string name = "aether_" + std::to_string(++statements_prepared_);
+        if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()),
+                          types.data()) == 0) {
+            return nullptr;
+        }
+        steps.push_back(Step{key});
+        return &prepared_.emplace(key, Prepared{name, false}).first->second;
+    }
+
+    // Queues one statement with its parameters as text (NULL for null); appends the results it
+    // adds to `steps`. A write runs prepared when this connection has prepared it; when it has
+    // not and `prepare_new` is set, it is prepared first, in the same segment (that needs
+    // pipeline mode). False when libpq refuses.
     bool send_statement(const std::string& sql, const std::vector<Value>& params,
-                        StatementKind kind, std::vector<Step>& steps) {
+                        StatementKind kind, std::vector<Step>& steps, bool prepare_new) {
         // On the stack for the statements we write (up to 32 parameters), on the heap beyond.
         constexpr std::size_t kInline = 32;
         std::array<ParamSlot, kInline> inline_slots;
@@ -481,15 +579,13 @@ class PgConnection {
         if (kind == StatementKind::Write) {
             const std::string& key = statement_key(sql, params);
             if (auto found = prepared_.find(key); found != prepared_.end()) {
-                prepared = &found->second;
-            } else if (prepared_.size() < kMaxPreparedStatements &&
+                // Not yet confirmed: prepared earlier in this segment, unless prepare_new is off
+                // (then it was prepared in a segment of its own, which may yet fail).
+                if (found->second.ready || prepare_new) prepared = &found->second;
+            } else if (prepare_new && prepared_.size() < kMaxPreparedStatements &&
                        PQpipelineStatus(conn_) == PQ_PIPELINE_ON) {
-                const std::string name = "aether_" + std::to_string(++statements_prepared_);
-                if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), count, types) == 0) {
-                    return false;
-                }
-                steps.push_back(Step{key});
-                prepared = &prepared_.emplace(key, Prepared{name, false}).first->second;
+                prepared = send_prepare(key, sql, params, steps);
+                if (prepared == nullptr) return false;
             }
         }
         steps.push_back(Step{});
@@ -501,15 +597,15 @@ class PgConnection {
                0;
     }
 
-    // Throws a statement's error, as ConnectionLost (and the connection broken) when the server
-    // went away with it.
-    [[noreturn]] void throw_statement_error(const DatabaseError& error) {
+    // A statement's error as callers see it: ConnectionLost (and the connection broken) when the
+    // server went away with it.
+    DatabaseError statement_error(const DatabaseError& error) {
         if (PQstatus(conn_) != CONNECTION_OK) {
             broken_ = true;
-            throw DatabaseError(Kind::ConnectionLost, error.what(), error.sqlstate());
+            return DatabaseError(Kind::ConnectionLost, error.what(), error.sqlstate());
         }
         if (error.kind() == Kind::ConnectionLost) broken_ = true;
-        throw error;
+        return error;
     }
 
     [[noreturn]] void fail_connection(std::string_view stage) {
@@ -595,54 +691,37 @@ class Lease {
     std::unique_ptr<PgConnection> connection_;
 };
 
-// A transaction on one connection. BEGIN goes out with the body's first round trip; a body that
-// only deferred statements sends none: its statements go out as one pipeline with a single sync
-// point, which PostgreSQL runs as one implicit transaction (all or nothing, committed at the
-// sync), two statements fewer than BEGIN ... COMMIT.
+// Transactions of writes only that wait to be committed together: a committer sends up to this
+// many in one round trip.
+constexpr std::size_t kMaxCommitBatch = 64;
+// Committers (each on a connection of its own) at once. More would spread the waiting
+// transactions thinner, giving each round trip fewer; the pool bounds them too.
+constexpr std::size_t kMaxCommitters = 2;
+
+// A transaction. Its connection is taken at its first query, with BEGIN in the same round trip.
+// A body that only deferred statements takes none of its own: its statements are committed with
+// other such transactions (PgDatabase::commit_together), in one round trip, as one pipeline
+// segment each, which PostgreSQL runs as an implicit transaction (all or nothing, committed at
+// the segment's sync point): two statements fewer than BEGIN ... COMMIT, and one round trip for
+// many.
 class PgSession final : public Session {
   public:
-    PgSession(PgConnection& connection, const PoolOptions& options)
-        : connection_(connection), options_(options) {}
-    asio::awaitable<void> execute_script(std::string sql) override {
-        co_await flush_deferred();
-        co_await connection_.execute(sql, {}, deadline(), true);
-    }
+    PgSession(PgDatabase& database, const PoolOptions& options)
+        : database_(database), options_(options) {}
+    asio::awaitable<void> execute_script(std::string sql) override;
     std::string_view dialect() const override { return "postgres"; }
 
-    asio::awaitable<void> commit() {
-        if (!begun_) {
-            auto statements = take_deferred();
-            if (!statements.empty()) {
-                co_await connection_.execute_pipeline(statements, deadline());
-            }
-            co_return;
-        }
-        std::string commit_sql = "COMMIT";
-        std::vector<Value> no_params;
-        co_await run_with_deferred(std::move(commit_sql), std::move(no_params));
-    }
-    // Forgets what was deferred and never sent (a body that threw before its first query).
-    void discard_deferred() { take_deferred(); }
+    asio::awaitable<void> commit();
+    // After a failure: forgets what was deferred and never sent, and rolls back what was.
+    asio::awaitable<void> abandon();
 
   protected:
-    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
-        co_return co_await run_with_deferred(std::move(sql), std::move(params));
-    }
+    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override;
 
   private:
+    asio::awaitable<PgConnection*> connection();
     // Sends BEGIN (the first time), what is deferred and `sql` in one round trip.
-    asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params) {
-        auto statements = take_deferred_after_begin();
-        if (statements.empty()) {
-            co_return co_await connection_.execute(sql, params, deadline(), false);
-        }
-        statements.push_back({std::move(sql), std::move(params)});
-        co_return co_await connection_.execute_pipeline(statements, deadline());
-    }
-    asio::awaitable<void> flush_deferred() {
-        auto statements = take_deferred_after_begin();
-        if (!statements.empty()) co_await connection_.execute_pipeline(statements, deadline());
-    }
+    asio::awaitable<Result> run_with_deferred(std::string sql, std::vector<Value> params);
     std::vector<Statement> take_deferred_after_begin() {
         auto deferred = take_deferred();
         if (begun_) return deferred;
@@ -656,8 +735,9 @@ class PgSession final : public Session {
     Clock::time_point deadline() const {
         return Clock::now() + options_.query_timeout + kClientGrace;
     }
-    PgConnection& connection_;
+    PgDatabase& database_;
     const PoolOptions& options_;
+    std::optional<Lease> lease_;
     bool begun_ = false;
 };
 
@@ -673,8 +753,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
 
     asio::awaitable<void> transaction(
         std::function<asio::awaitable<void>(Session&)> body) override {
-        Lease lease = co_await acquire();
-        PgSession session(*lease, options_);
+        PgSession session(*this, options_);
         std::exception_ptr failure;
         try {
             co_await body(session);
@@ -683,14 +762,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
             failure = std::current_exception();
         }
         if (failure) {
-            session.discard_deferred();
-            if (lease->needs_rollback()) {
-                try {
-                    co_await session.execute_script("ROLLBACK");
-                } catch (const std::exception&) {
-                    lease->mark_broken();
-                }
-            }
+            co_await session.abandon();
             std::rethrow_exception(failure);
         }
     }
@@ -712,14 +784,6 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         slots_.release();
     }
 
-  protected:
-    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
-        Lease lease = co_await acquire();
-        co_return co_await lease->execute(
-            sql, params, Clock::now() + options_.query_timeout + kClientGrace, false);
-    }
-
-  private:
     asio::awaitable<Lease> acquire() {
         auto self = shared_from_this();
         co_await slots_.acquire(options_.acquire_timeout);
@@ -742,6 +806,118 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         co_return Lease(std::move(self), std::move(connection));
     }
 
+    // Commits a transaction of writes only, together with others waiting at the same time, on
+    // the connection of a committer; returns once it committed and throws what failed it.
+    // Throws Busy when max_waiters transactions already wait.
+    asio::awaitable<void> commit_together(std::vector<Session::Statement> statements) {
+        auto executor = co_await asio::this_coro::executor;
+        co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr)>(
+            [this, &statements, &executor](auto handler) {
+                std::unique_lock lock(commits_mutex_);
+                std::exception_ptr refusal;
+                if (closed_) {
+                    refusal = std::make_exception_ptr(
+                        DatabaseError(Kind::ConnectionLost, "database is closed"));
+                } else if (waiting_commits_.size() >= options_.max_waiters) {
+                    refusal = std::make_exception_ptr(
+                        DatabaseError(Kind::Busy, "too many transactions waiting to commit"));
+                }
+                if (refusal) {
+                    lock.unlock();
+                    asio::post(executor, asio::append(std::move(handler), refusal));
+                    return;
+                }
+                auto& commit = waiting_commits_.emplace_back(
+                    std::make_unique<WaitingCommit>(std::move(statements), executor));
+                commit->handler.emplace(std::move(handler));
+                const bool start = committers_ < kMaxCommitters;
+                if (start) ++committers_;
+                lock.unlock();
+                if (start) {
+                    asio::co_spawn(executor_, run_committer(shared_from_this()), asio::detached);
+                }
+            },
+            asio::use_awaitable);
+    }
+
+  protected:
+    asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
+        Lease lease = co_await acquire();
+        co_return co_await lease->execute(
+            sql, params, Clock::now() + options_.query_timeout + kClientGrace, false);
+    }
+
+  private:
+    // A transaction waiting for a committer, and the coroutine waiting for its outcome.
+    struct WaitingCommit {
+        WaitingCommit(std::vector<Session::Statement> statements_in,
+                      asio::any_io_executor executor_in)
+            : statements(std::move(statements_in)), executor(std::move(executor_in)) {}
+        std::vector<Session::Statement> statements;
+        asio::any_io_executor executor;
+        // optional + emplace: Boost 1.81's any_completion_handler move-assignment recurses.
+        std::optional<asio::any_completion_handler<void(std::exception_ptr)>> handler;
+
+        // Resumes the waiting coroutine on its own executor.
+        void complete(std::exception_ptr failure) {
+            auto taken = std::move(*handler);
+            handler.reset();
+            asio::post(executor, asio::append(std::move(taken), std::move(failure)));
+        }
+    };
+    using Commits = std::vector<std::unique_ptr<WaitingCommit>>;
+
+    // Takes up to kMaxCommitBatch waiting transactions, oldest first; when none wait, the calling
+    // committer ends (under the same lock, so a transaction queued later starts another).
+    Commits take_commits() {
+        std::lock_guard lock(commits_mutex_);
+        if (waiting_commits_.empty()) {
+            --committers_;
+            return {};
+        }
+        const auto count = std::min(waiting_commits_.size(), kMaxCommitBatch);
+        Commits batch(std::make_move_iterator(waiting_commits_.begin()),
+                      std::make_move_iterator(waiting_commits_.begin() + count));
+        waiting_commits_.erase(waiting_commits_.begin(), waiting_commits_.begin() + count);
+        return batch;
+    }
+
+    // Commits waiting transactions, a batch per round trip, until none wait. Keeps its connection
+    // between batches; a failed one is replaced.
+    static asio::awaitable<void> run_committer(std::shared_ptr<PgDatabase> self) {
+        std::optional<Lease> lease;
+        for (;;) {
+            Commits batch = self->take_commits();
+            if (batch.empty()) co_return;
+            std::vector<const std::vector<Session::Statement>*> transactions;
+            transactions.reserve(batch.size());
+            for (const auto& commit : batch) transactions.push_back(&commit->statements);
+            std::size_t finished = 0;
+            std::exception_ptr failure;
+            try {
+                if (!lease || !(*lease)->poolable()) {
+                    lease.reset();
+                    lease.emplace(co_await self->acquire());
+                }
+                const std::function<void(std::size_t, std::optional<DatabaseError>)> on_finished =
+                    [&batch, &finished](std::size_t index, std::optional<DatabaseError> error) {
+                        batch[index]->complete(error ? std::make_exception_ptr(std::move(*error))
+                                                     : std::exception_ptr{});
+                        finished = index + 1;
+                    };
+                co_await (*lease)->execute_transactions(
+                    transactions, Clock::now() + self->options_.query_timeout + kClientGrace,
+                    on_finished);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            if (failure) {
+                lease.reset();
+                for (std::size_t i = finished; i < batch.size(); ++i) batch[i]->complete(failure);
+            }
+        }
+    }
+
     std::unique_ptr<PgConnection> take_idle() {
         std::lock_guard lock(mutex_);
         while (!idle_.empty()) {
@@ -759,10 +935,75 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
     std::mutex mutex_;
     std::vector<std::unique_ptr<PgConnection>> idle_;
     std::atomic<bool> closed_{false};
+
+    std::mutex commits_mutex_;
+    Commits waiting_commits_;  // at most options_.max_waiters
+    std::size_t committers_ = 0;
 };
 
 Lease::~Lease() {
     if (database_) database_->give_back(std::move(connection_));
+}
+
+asio::awaitable<PgConnection*> PgSession::connection() {
+    if (!lease_) lease_.emplace(co_await database_.acquire());
+    co_return &**lease_;
+}
+
+asio::awaitable<void> PgSession::execute_script(std::string sql) {
+    auto* connection = co_await this->connection();
+    auto statements = take_deferred_after_begin();
+    if (!statements.empty()) co_await connection->execute_pipeline(statements, deadline());
+    std::vector<Value> no_params;
+    co_await connection->execute(sql, no_params, deadline(), true);
+}
+
+asio::awaitable<Result> PgSession::do_query(std::string sql, std::vector<Value> params) {
+    co_return co_await run_with_deferred(std::move(sql), std::move(params));
+}
+
+asio::awaitable<Result> PgSession::run_with_deferred(std::string sql, std::vector<Value> params) {
+    auto* connection = co_await this->connection();
+    auto statements = take_deferred_after_begin();
+    if (statements.empty()) {
+        co_return co_await connection->execute(sql, params, deadline(), false);
+    }
+    statements.push_back({std::move(sql), std::move(params)});
+    co_return co_await connection->execute_pipeline(statements, deadline());
+}
+
+asio::awaitable<void> PgSession::commit() {
+    if (begun_) {
+        std::string commit_sql = "COMMIT";
+        std::vector<Value> no_params;
+        co_await run_with_deferred(std::move(commit_sql), std::move(no_params));
+        co_return;
+    }
+    auto statements = take_deferred();
+    if (statements.empty()) co_return;
+    const bool writes_only = std::all_of(statements.begin(), statements.end(), [](const auto& s) {
+        auto kind = classify(s.sql);
+        return kind == StatementKind::Write || kind == StatementKind::Other;
+    });
+    if (writes_only) {
+        co_await database_.commit_together(std::move(statements));
+        co_return;
+    }
+    // A schema change or transaction control: on a connection of its own, as one segment.
+    auto* connection = co_await this->connection();
+    co_await connection->execute_pipeline(statements, deadline());
+}
+
+asio::awaitable<void> PgSession::abandon() {
+    take_deferred();
+    if (!lease_ || !(*lease_)->needs_rollback()) co_return;
+    try {
+        const std::string rollback = "ROLLBACK";
+        std::vector<Value> no_params;
+        co_await (*lease_)->execute(rollback, no_params, deadline(), true);
+    } catch (const std::exception&) {
+        (*lease_)->mark_broken();
+    }
 }
 
 }  // namespace
