@@ -447,12 +447,19 @@ asio::awaitable<void> run_loop(std::shared_ptr<State> state) {
         return cancellation.cancelled() != asio::cancellation_type::none;
     };
     auto backoff = state->options.backoff;
+    SteadyClock::time_point next_round_at;  // the earliest start of the next round (linger)
     while (!cancelled()) {
+        if (SteadyClock::now() < next_round_at &&
+            !co_await sleep_until(*state, next_round_at, cancellation)) {
+            co_return;
+        }
         if (!co_await wait_until_idle(*state, SteadyClock::time_point::max())) continue;
         RoundOutcome outcome;
         std::string error;
         try {
+            const auto started = SteadyClock::now();
             outcome = co_await round(*state, cancellation);
+            next_round_at = outcome.more ? started : started + state->options.linger;
             if (!outcome.failed && !outcome.more) co_await cleanup_if_due(*state);
         } catch (const std::exception& failure) {
             error = failure.what();

@@ -35,6 +35,10 @@ struct RelayOptions {
     std::size_t batch = 500;
     // How often the table is polled when nobody calls notify() (another process may append).
     std::chrono::milliseconds poll_interval{500};
+    // After a round that did not fill a batch, the next starts this long after it started at
+    // the earliest: events committed meanwhile go out together, in one round instead of a
+    // round each (a round costs its reads, marks and commit whatever it publishes).
+    std::chrono::milliseconds linger{20};
     // Delay after a failed publish, doubled per consecutive failure up to max_backoff.
     std::chrono::milliseconds backoff{200};
     std::chrono::milliseconds max_backoff{10000};
