@@ -213,6 +213,30 @@ TEST_P(OutboxTest, NotifyWakesTheRelayBeforeThePollInterval) {
         2);
 }
 
+TEST_P(OutboxTest, EventsCommittedWhileTheRelayLingersShareTheNextRound) {
+    FakeBus bus;
+    auto options = fast_options();
+    options.linger = milliseconds(400);
+    OutboxRelay relay(db_, bus, options);
+    run([&]() -> asio::awaitable<void> {
+        Background loop(co_await asio::this_coro::executor, relay.run());
+        // The first round starts at once; the five events after it, each notified, wait for
+        // the linger to pass and go out in one batch instead of a round each.
+        co_await append(1);
+        relay.notify();
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 1; }));
+        for (int i = 0; i < 5; ++i) {
+            co_await append(1);
+            relay.notify();
+        }
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 6; }));
+        EXPECT_EQ(bus.batches(), 2);
+        EXPECT_TRUE(co_await rows_become("sent_at IS NULL", 0));
+        loop.cancel();
+        EXPECT_TRUE(co_await eventually([&] { return loop.done(); }));
+    }());
+}
+
 TEST_P(OutboxTest, RelayPollsForRowsAppendedWithoutNotify) {
     FakeBus bus;
     auto options = fast_options();

@@ -104,6 +104,13 @@ class FakeBus final : public Bus {
         }
         events_.push_back(std::move(event));
     }
+    asio::awaitable<std::vector<std::string>> publish_batch(std::vector<Event> events) override {
+        {
+            std::lock_guard lock(mutex_);
+            ++batches_;
+        }
+        co_return co_await Bus::publish_batch(std::move(events));
+    }
     void subscribe(Subscription) override {}
     asio::awaitable<void> start() override { co_return; }
     asio::awaitable<void> stop() override { co_return; }
@@ -120,6 +127,11 @@ class FakeBus final : public Bus {
     int attempts() const {
         std::lock_guard lock(mutex_);
         return attempts_;
+    }
+    // Calls of publish_batch: a relay round's batches.
+    int batches() const {
+        std::lock_guard lock(mutex_);
+        return batches_;
     }
     void fail_next(int failures) {
         std::lock_guard lock(mutex_);
@@ -138,6 +150,7 @@ class FakeBus final : public Bus {
     int successes_before_failures_ = 0;
     std::chrono::milliseconds delay_;
     int attempts_ = 0;
+    int batches_ = 0;
     std::vector<Event> events_;
 };
 
