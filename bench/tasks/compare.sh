@@ -13,7 +13,10 @@
 # Usage: bench/tasks/compare.sh [seconds-per-scenario]   (run `make build` first)
 # CLIENTS=n changes the connections of part 1; POOL=n sets the service's database pool
 # (database.max_connections, default 8); ROUNDS=n adds n alternating creation rounds, each
-# pgbench run after the relay has drained, and their median ratio.
+# pgbench run after the relay has drained, and their median ratio. PIN_DATABASE=1 puts PostgreSQL
+# on core 0 and everything else (service, broker, wrk, pgbench) on the other cores: the machine's
+# other processes then cannot take the database's CPU, so the ratio shows how much database work
+# a task costs against pgbench's row (needs 2 cores or more).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -87,6 +90,18 @@ url_a=${pg_url%/*}/tasks_a
 url_b=${pg_url%/*}/tasks_b
 wait "$rabbit_starter" || { echo "the broker did not start:" >&2; cat "$work/rabbit.out" >&2; exit 1; }
 amqp_url=$(scripts/rabbitmq-test-server url "$work/rabbit")
+others=()  # the command prefix of everything but the database
+if [[ -n ${PIN_DATABASE:-} ]]; then
+  cores=$(nproc)
+  ((cores >= 2)) || { echo "PIN_DATABASE needs 2 cores or more" >&2; exit 2; }
+  # Backends fork from the postmaster and inherit its affinity; its helpers run already.
+  postmaster=$(head -1 "$work/pg/data/postmaster.pid")
+  for pid in "$postmaster" $(pgrep -P "$postmaster"); do taskset -a -p -c 0 "$pid" >/dev/null; done
+  for pid in $(pgrep -f "$work/rabbit" || true); do taskset -a -p -c "1-$((cores - 1))" "$pid" >/dev/null; done
+  others=(taskset -c "1-$((cores - 1))")
+  wrk_command="${others[*]} wrk"
+  echo "PostgreSQL on core 0; the service, the broker, wrk and pgbench on cores 1-$((cores - 1))"
+fi
 
 # Only the AETHER_* variables meant here: unknown ones are configuration errors.
 aether_env=(env -i PATH="$PATH" HOME="$HOME" AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET"
@@ -98,7 +113,7 @@ aether_env=(env -i PATH="$PATH" HOME="$HOME" AETHER_AUTH_JWT_SECRET="$AETHER_AUT
   { echo "aether migrate on database B failed:" >&2; cat "$work/migrate-b.out" >&2; exit 1; }
 
 port=$(free_port)
-"${aether_env[@]}" AETHER_SERVICES_TASKS_DATABASE="$url_a" AETHER_BUS_URL="$amqp_url" \
+"${others[@]}" "${aether_env[@]}" AETHER_SERVICES_TASKS_DATABASE="$url_a" AETHER_BUS_URL="$amqp_url" \
   "$aether" serve --target=tasks --listen "127.0.0.1:$port" --data-dir "$work/data-a" \
   >/dev/null 2>"$work/aether.err" &
 pids+=($!)
@@ -129,7 +144,7 @@ run_wrk aether:create -t1 -c"$clients" -d"${secs}s" -s "$here/create.lua" "$base
 unsent_at_end=$(psql_at tasks_a -c 'SELECT count(*) FROM outbox WHERE sent_at IS NULL')
 created=$(psql_at tasks_a -c 'SELECT count(*) FROM tasks')
 
-"$pg_bin/pgbench" -n -c "$clients" -j 2 -T "$secs" -f "$here/insert.sql" \
+"${others[@]}" "$pg_bin/pgbench" -n -c "$clients" -j 2 -T "$secs" -f "$here/insert.sql" \
   -h 127.0.0.1 -p "$pg_port" -U postgres tasks_b >"$work/pgbench.out" 2>&1 ||
   { echo "pgbench failed:" >&2; cat "$work/pgbench.out" >&2; exit 1; }
 pgbench_tps=$(awk '/^tps = / { print $3 }' "$work/pgbench.out" | tail -1)
@@ -178,7 +193,7 @@ if ((rounds > 1)); then
   for round in $(seq 1 "$rounds"); do
     run_wrk "aether:round$round" -t1 -c"$clients" -d"${secs}s" -s "$here/create.lua" "$base"
     drain
-    tps=$("$pg_bin/pgbench" -n -c "$clients" -j 2 -T "$secs" -f "$here/insert.sql" \
+    tps=$("${others[@]}" "$pg_bin/pgbench" -n -c "$clients" -j 2 -T "$secs" -f "$here/insert.sql" \
       -h 127.0.0.1 -p "$pg_port" -U postgres tasks_b 2>&1 | awk '/^tps = / { print $3 }' | tail -1)
     rate=$(field "aether:round$round" 2)
     ratio=$(awk -v a="$rate" -v b="$tps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
