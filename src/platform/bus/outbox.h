@@ -59,7 +59,8 @@ class OutboxRelay {
 
     // The background loop; returns when cancelled.
     asio::awaitable<void> run();
-    // Wakes the loop now (after a commit that appended), instead of at the next poll.
+    // Wakes the loop (after a commit that appended) instead of leaving it to the next poll; the
+    // round starts at once, or when the linger after the previous round has passed.
     void notify();
     // Publishes what is pending now; used while draining. Returns the rows still pending.
     asio::awaitable<std::int64_t> flush(std::chrono::milliseconds deadline);

@@ -220,8 +220,9 @@ TEST_P(OutboxTest, EventsCommittedWhileTheRelayLingersShareTheNextRound) {
     OutboxRelay relay(db_, bus, options);
     run([&]() -> asio::awaitable<void> {
         Background loop(co_await asio::this_coro::executor, relay.run());
-        // The first round starts at once; the five events after it, each notified, wait for
-        // the linger to pass and go out in one batch instead of a round each.
+        // The relay's first round (at start, finding nothing) begins a linger: the first event
+        // waits for it to pass, then goes out alone. The five events after it, each notified,
+        // wait for the next linger and go out in one batch instead of a round each.
         co_await append(1);
         relay.notify();
         EXPECT_TRUE(co_await eventually([&] { return bus.count() == 1; }));
@@ -232,6 +233,24 @@ TEST_P(OutboxTest, EventsCommittedWhileTheRelayLingersShareTheNextRound) {
         EXPECT_TRUE(co_await eventually([&] { return bus.count() == 6; }));
         EXPECT_EQ(bus.batches(), 2);
         EXPECT_TRUE(co_await rows_become("sent_at IS NULL", 0));
+        loop.cancel();
+        EXPECT_TRUE(co_await eventually([&] { return loop.done(); }));
+    }());
+}
+
+TEST_P(OutboxTest, ARoundThatFilledItsBatchIsFollowedAtOnceDespiteTheLinger) {
+    FakeBus bus;
+    auto options = fast_options();
+    options.batch = 2;
+    options.linger = milliseconds(60000);
+    OutboxRelay relay(db_, bus, options);
+    run([&]() -> asio::awaitable<void> {
+        // Pending before the relay starts: its first rounds find full batches, and a backlog
+        // is not held back by the linger (which would take a minute here).
+        auto events = co_await append(7);
+        Background loop(co_await asio::this_coro::executor, relay.run());
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 7; }));
+        EXPECT_EQ(ids(bus.events()), ids(events));
         loop.cancel();
         EXPECT_TRUE(co_await eventually([&] { return loop.done(); }));
     }());

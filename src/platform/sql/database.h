@@ -115,7 +115,7 @@ class Result {
     std::int64_t affected_rows_ = 0;
 };
 
-// Statements run on one connection inside a transaction.
+// The statements of one transaction.
 class Session {
   public:
     virtual ~Session() = default;
@@ -185,9 +185,12 @@ class Database {
                                                                          Args&&... args) {
         return do_query(std::move(sql), detail::make_params(std::forward<Args>(args)...));
     }
-    // Runs body on one connection inside a transaction: commits when body returns, rolls back
-    // and rethrows when it throws. Inside body, use the Session: on SQLite a write through
-    // Database::query would wait for the writer connection the transaction holds.
+    // Runs body as a transaction: commits when body returns, rolls back and rethrows when it
+    // throws. Inside body, use the Session: on SQLite a write through Database::query would wait
+    // for the writer connection the transaction holds. On PostgreSQL the transaction takes a
+    // connection at its first query; a body that only deferred writes takes none, and is
+    // committed together with others like it in one round trip (its own implicit transaction
+    // all the same), which can also fail with Busy or Timeout while it waits for that.
     virtual asio::awaitable<void> transaction(
         std::function<asio::awaitable<void>(Session&)> body) = 0;
     // True when a trivial query succeeds (readiness probes); never throws.

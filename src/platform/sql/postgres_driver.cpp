@@ -53,6 +53,15 @@ constexpr std::chrono::milliseconds kRecheck{200};
 // The server cancels slow statements itself (statement_timeout); the client-side deadline is a
 // backstop for an unresponsive server and costs the connection.
 constexpr std::chrono::milliseconds kClientGrace{1000};
+// How long the client waits for a statement (or a pipeline segment) before it gives the
+// connection up: the server's own limit and the grace.
+std::chrono::milliseconds statement_budget(const PoolOptions& options) {
+    return options.query_timeout + kClientGrace;
+}
+Clock::time_point statement_deadline(const PoolOptions& options) {
+    return Clock::now() + statement_budget(options);
+}
+
 // Prepared statements kept per connection; past this, new statements run unprepared.
 constexpr std::size_t kMaxPreparedStatements = 256;
 
@@ -216,7 +225,8 @@ class PgConnection {
     // closed it meanwhile is asked when it is taken again (reusable()).
     bool poolable() const {
         return !broken_ && PQstatus(conn_) == CONNECTION_OK &&
-               PQtransactionStatus(conn_) == PQTRANS_IDLE;
+               PQtransactionStatus(conn_) == PQTRANS_IDLE &&
+               PQpipelineStatus(conn_) == PQ_PIPELINE_OFF;
     }
 
     // A pooled connection is reused only if it is idle and the server has not closed it (a
@@ -323,26 +333,34 @@ class PgConnection {
     // Runs independent transactions of writes in one round trip. Each is a pipeline segment of
     // its own, which PostgreSQL runs as an implicit transaction committed (or rolled back) at
     // its sync point: one that fails leaves the others alone. `finished(i, error)` is called as
-    // transaction i's sync point arrives, with no error when it committed. A write new to this
-    // connection runs unprepared here and is prepared for next time in a segment ahead of the
-    // transactions, alone: a PREPARE that failed inside a transaction's segment would abort it,
-    // and the later transactions that use the name would fail too. Throws when the connection
-    // fails; the transactions not yet finished may or may not have committed.
+    // transaction i's sync point arrives, with no error when it committed. Each segment has
+    // `budget` from the moment it is awaited, so a slow one costs only its own deadline. A write
+    // new to this connection runs unprepared here and is prepared for next time in a segment
+    // ahead of the transactions, alone: a PREPARE that failed inside a transaction's segment
+    // would abort it, and the later transactions that use the name would fail too. Throws when
+    // the connection fails; the transactions not yet finished may or may not have committed.
     asio::awaitable<void> execute_transactions(
         const std::vector<const std::vector<Session::Statement>*>& transactions,
-        Clock::time_point deadline,
+        std::chrono::milliseconds budget,
         const std::function<void(std::size_t, std::optional<DatabaseError>)>& finished) {
         if (PQenterPipelineMode(conn_) == 0) fail_connection("pipeline");
-        const bool corked = transactions.size() > 1 && set_cork(true);
+        // libpq 15 sends at every sync point (PQpipelineSync flushes; libpq 17's
+        // PQsendPipelineSync would not): corked, the segments leave in one send and wake the
+        // server once instead of once per segment.
+        bool corked = false;
+        auto cork = [this, &corked] {
+            if (!corked) corked = set_cork(true);
+        };
+        if (transactions.size() > 1) cork();
         // The steps of each segment: the preparations first, then the transactions.
         std::vector<std::vector<Step>> segments;
-        segments.reserve(transactions.size() + 2);
         for (const auto* transaction : transactions) {
             for (const auto& statement : *transaction) {
                 if (classify(statement.sql) != StatementKind::Write ||
                     !needs_prepare(statement.sql, statement.params)) {
                     continue;
                 }
+                cork();
                 auto& steps = segments.emplace_back();
                 if (send_prepare(statement_key(statement.sql, statement.params), statement.sql,
                                  statement.params, steps) == nullptr ||
@@ -352,6 +370,7 @@ class PgConnection {
             }
         }
         const std::size_t preparations = segments.size();
+        segments.reserve(preparations + transactions.size());
         for (const auto* transaction : transactions) {
             auto& steps = segments.emplace_back();
             steps.reserve(transaction->size());
@@ -364,9 +383,9 @@ class PgConnection {
             if (PQpipelineSync(conn_) == 0) fail_connection("send");
         }
         if (corked) set_cork(false);
-        co_await flush_output(deadline);
+        co_await flush_output(Clock::now() + budget);
         for (std::size_t i = 0; i < segments.size(); ++i) {
-            auto segment = co_await read_segment(segments[i], deadline);
+            auto segment = co_await read_segment(segments[i], Clock::now() + budget);
             // A failed preparation is forgotten (settle_prepare): its statement stays unprepared.
             if (i < preparations) continue;
             std::optional<DatabaseError> error;
@@ -397,7 +416,8 @@ class PgConnection {
         bool ready = false;  // the server confirmed the PREPARE
     };
 
-    // Sets or clears TCP_CORK on the connection's socket; false when it cannot be set.
+    // Sets or clears TCP_CORK on the connection's socket: while set, what is sent waits in the
+    // socket until it is cleared. False when it cannot be set.
     bool set_cork(bool on) {
         int value = on ? 1 : 0;
         return ::setsockopt(PQsocket(conn_), IPPROTO_TCP, TCP_CORK, &value, sizeof value) == 0;
@@ -505,9 +525,9 @@ class PgConnection {
 
     // True when a write would be prepared before it runs (not yet prepared, room left).
     bool needs_prepare(const std::string& sql, const std::vector<Value>& params) const {
-        if (prepared_.size() >= kMaxPreparedStatements) return false;
-        return prepared_.find(statement_key(sql, params)) == prepared_.end();
+        return room_to_prepare() && prepared_.find(statement_key(sql, params)) == prepared_.end();
     }
+    bool room_to_prepare() const { return prepared_.size() < kMaxPreparedStatements; }
 
     void settle_prepare(const std::string& key, bool succeeded) {
         auto found = prepared_.find(key);
@@ -582,7 +602,7 @@ class PgConnection {
                 // Not yet confirmed: prepared earlier in this segment, unless prepare_new is off
                 // (then it was prepared in a segment of its own, which may yet fail).
                 if (found->second.ready || prepare_new) prepared = &found->second;
-            } else if (prepare_new && prepared_.size() < kMaxPreparedStatements &&
+            } else if (prepare_new && room_to_prepare() &&
                        PQpipelineStatus(conn_) == PQ_PIPELINE_ON) {
                 prepared = send_prepare(key, sql, params, steps);
                 if (prepared == nullptr) return false;
@@ -695,7 +715,8 @@ class Lease {
 // many in one round trip.
 constexpr std::size_t kMaxCommitBatch = 64;
 // Committers (each on a connection of its own) at once. More would spread the waiting
-// transactions thinner, giving each round trip fewer; the pool bounds them too.
+// transactions thinner, giving each round trip fewer. A pool keeps a connection besides them
+// for queries; a pool of one commits each transaction on its own.
 constexpr std::size_t kMaxCommitters = 2;
 
 // A transaction. Its connection is taken at its first query, with BEGIN in the same round trip.
@@ -732,9 +753,7 @@ class PgSession final : public Session {
         std::move(deferred.begin(), deferred.end(), std::back_inserter(statements));
         return statements;
     }
-    Clock::time_point deadline() const {
-        return Clock::now() + options_.query_timeout + kClientGrace;
-    }
+    Clock::time_point deadline() const { return statement_deadline(options_); }
     PgDatabase& database_;
     const PoolOptions& options_;
     std::optional<Lease> lease_;
@@ -747,9 +766,15 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
         : url_(std::move(url)),
           executor_(std::move(executor)),
           options_(options),
-          slots_(static_cast<std::size_t>(options.max_connections), options.max_waiters) {}
+          slots_(static_cast<std::size_t>(options.max_connections), options.max_waiters),
+          max_committers_(std::min(
+              kMaxCommitters, static_cast<std::size_t>(std::max(options.max_connections, 1)) - 1)) {
+    }
 
     std::string_view dialect() const override { return "postgres"; }
+
+    // Whether transactions of writes only are committed together (commit_together).
+    bool commits_together() const { return max_committers_ > 0; }
 
     asio::awaitable<void> transaction(
         std::function<asio::awaitable<void>(Session&)> body) override {
@@ -770,8 +795,19 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
     void close() override {
         closed_ = true;
         slots_.close();
-        std::lock_guard lock(mutex_);
-        idle_.clear();
+        {
+            std::lock_guard lock(mutex_);
+            idle_.clear();
+        }
+        Commits waiting;
+        {
+            std::lock_guard lock(commits_mutex_);
+            waiting = std::move(waiting_commits_);
+            waiting_commits_.clear();
+        }
+        auto closed =
+            std::make_exception_ptr(DatabaseError(Kind::ConnectionLost, "database is closed"));
+        for (auto& commit : waiting) commit->complete(closed);
     }
 
     // Called by ~Lease.
@@ -808,11 +844,15 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
 
     // Commits a transaction of writes only, together with others waiting at the same time, on
     // the connection of a committer; returns once it committed and throws what failed it.
-    // Throws Busy when max_waiters transactions already wait.
+    // Throws Busy when max_waiters transactions already wait, and Timeout when none took it
+    // within acquire_timeout.
     asio::awaitable<void> commit_together(std::vector<Session::Statement> statements) {
         auto executor = co_await asio::this_coro::executor;
         co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr)>(
             [this, &statements, &executor](auto handler) {
+                // Once the handler is queued a committer may complete it on another thread,
+                // which frees this lambda: only locals are used after the unlock.
+                auto self = shared_from_this();
                 std::unique_lock lock(commits_mutex_);
                 std::exception_ptr refusal;
                 if (closed_) {
@@ -830,11 +870,13 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
                 auto& commit = waiting_commits_.emplace_back(
                     std::make_unique<WaitingCommit>(std::move(statements), executor));
                 commit->handler.emplace(std::move(handler));
-                const bool start = committers_ < kMaxCommitters;
+                const bool start = committers_ < max_committers_;
                 if (start) ++committers_;
                 lock.unlock();
                 if (start) {
-                    asio::co_spawn(executor_, run_committer(shared_from_this()), asio::detached);
+                    auto committer_executor = self->executor_;
+                    asio::co_spawn(committer_executor, run_committer(std::move(self)),
+                                   asio::detached);
                 }
             },
             asio::use_awaitable);
@@ -843,8 +885,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
   protected:
     asio::awaitable<Result> do_query(std::string sql, std::vector<Value> params) override {
         Lease lease = co_await acquire();
-        co_return co_await lease->execute(
-            sql, params, Clock::now() + options_.query_timeout + kClientGrace, false);
+        co_return co_await lease->execute(sql, params, statement_deadline(options_), false);
     }
 
   private:
@@ -852,14 +893,18 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
     struct WaitingCommit {
         WaitingCommit(std::vector<Session::Statement> statements_in,
                       asio::any_io_executor executor_in)
-            : statements(std::move(statements_in)), executor(std::move(executor_in)) {}
+            : statements(std::move(statements_in)),
+              executor(std::move(executor_in)),
+              queued_at(Clock::now()) {}
         std::vector<Session::Statement> statements;
         asio::any_io_executor executor;
+        Clock::time_point queued_at;
         // optional + emplace: Boost 1.81's any_completion_handler move-assignment recurses.
         std::optional<asio::any_completion_handler<void(std::exception_ptr)>> handler;
 
         // Resumes the waiting coroutine on its own executor.
         void complete(std::exception_ptr failure) {
+            if (!handler) return;
             auto taken = std::move(*handler);
             handler.reset();
             asio::post(executor, asio::append(std::move(taken), std::move(failure)));
@@ -867,23 +912,33 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
     };
     using Commits = std::vector<std::unique_ptr<WaitingCommit>>;
 
-    // Takes up to kMaxCommitBatch waiting transactions, oldest first; when none wait, the calling
-    // committer ends (under the same lock, so a transaction queued later starts another).
+    // Takes up to kMaxCommitBatch waiting transactions, oldest first; when it takes none (none
+    // wait), the calling committer ends, counted out under the same lock, so that a transaction
+    // queued later starts another.
+    // Transactions that waited longer than acquire_timeout fail with Timeout instead: they were
+    // never sent, so they surely did not commit.
     Commits take_commits() {
-        std::lock_guard lock(commits_mutex_);
-        if (waiting_commits_.empty()) {
-            --committers_;
-            return {};
+        Commits batch;
+        Commits expired;
+        {
+            std::lock_guard lock(commits_mutex_);
+            const auto oldest_allowed = Clock::now() - options_.acquire_timeout;
+            auto waiting = waiting_commits_.begin();
+            for (; waiting != waiting_commits_.end() && batch.size() < kMaxCommitBatch; ++waiting) {
+                ((*waiting)->queued_at < oldest_allowed ? expired : batch)
+                    .push_back(std::move(*waiting));
+            }
+            waiting_commits_.erase(waiting_commits_.begin(), waiting);
+            if (batch.empty() && waiting_commits_.empty()) --committers_;
         }
-        const auto count = std::min(waiting_commits_.size(), kMaxCommitBatch);
-        Commits batch(std::make_move_iterator(waiting_commits_.begin()),
-                      std::make_move_iterator(waiting_commits_.begin() + count));
-        waiting_commits_.erase(waiting_commits_.begin(), waiting_commits_.begin() + count);
+        auto timed_out =
+            std::make_exception_ptr(DatabaseError(Kind::Timeout, "timed out waiting to commit"));
+        for (auto& commit : expired) commit->complete(timed_out);
         return batch;
     }
 
     // Commits waiting transactions, a batch per round trip, until none wait. Keeps its connection
-    // between batches; a failed one is replaced.
+    // between batches, unless queries wait for one; a failed one is replaced.
     static asio::awaitable<void> run_committer(std::shared_ptr<PgDatabase> self) {
         std::optional<Lease> lease;
         for (;;) {
@@ -895,6 +950,9 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
             std::size_t finished = 0;
             std::exception_ptr failure;
             try {
+                if (self->closed_) {
+                    throw DatabaseError(Kind::ConnectionLost, "database is closed");
+                }
                 if (!lease || !(*lease)->poolable()) {
                     lease.reset();
                     lease.emplace(co_await self->acquire());
@@ -906,8 +964,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
                         finished = index + 1;
                     };
                 co_await (*lease)->execute_transactions(
-                    transactions, Clock::now() + self->options_.query_timeout + kClientGrace,
-                    on_finished);
+                    transactions, statement_budget(self->options_), on_finished);
             } catch (...) {
                 failure = std::current_exception();
             }
@@ -915,6 +972,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
                 lease.reset();
                 for (std::size_t i = finished; i < batch.size(); ++i) batch[i]->complete(failure);
             }
+            if (self->slots_.waiters() > 0) lease.reset();
         }
     }
 
@@ -936,6 +994,7 @@ class PgDatabase final : public Database, public std::enable_shared_from_this<Pg
     std::vector<std::unique_ptr<PgConnection>> idle_;
     std::atomic<bool> closed_{false};
 
+    const std::size_t max_committers_;
     std::mutex commits_mutex_;
     Commits waiting_commits_;  // at most options_.max_waiters
     std::size_t committers_ = 0;
@@ -981,15 +1040,16 @@ asio::awaitable<void> PgSession::commit() {
     }
     auto statements = take_deferred();
     if (statements.empty()) co_return;
+    // Anything but INSERT, UPDATE and DELETE could change the shared connection's state (SET,
+    // START TRANSACTION, DEALLOCATE...): such a transaction runs on a connection of its own.
     const bool writes_only = std::all_of(statements.begin(), statements.end(), [](const auto& s) {
-        auto kind = classify(s.sql);
-        return kind == StatementKind::Write || kind == StatementKind::Other;
+        return classify(s.sql) == StatementKind::Write;
     });
-    if (writes_only) {
+    if (writes_only && database_.commits_together()) {
         co_await database_.commit_together(std::move(statements));
         co_return;
     }
-    // A schema change or transaction control: on a connection of its own, as one segment.
+    // On a connection of its own, as one segment.
     auto* connection = co_await this->connection();
     co_await connection->execute_pipeline(statements, deadline());
 }
