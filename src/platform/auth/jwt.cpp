@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "platform/auth/tokens.h"
+#include "platform/json/arena.h"
 
 namespace aether::platform::auth {
 namespace json = boost::json;
@@ -494,9 +495,8 @@ Expected<Claims, JwtError> JwtCodec::verify_with_libjwt(std::string_view token) 
     const std::string_view signature_b64 = token.substr(dot2 + 1);
 
     // Small tokens parse without touching the heap.
-    unsigned char buffer[4096];
-    json::monotonic_resource resource(buffer, sizeof buffer);
-    json::storage_ptr storage(&resource);
+    platform::json::StackArena<4096> arena;
+    json::storage_ptr storage = arena.storage();
 
     // 1. The algorithm is ours, not the token's: this is what defeats "alg":"none" and
     //    HS256-signed-with-the-RSA-public-key, before any key is handed to libjwt.

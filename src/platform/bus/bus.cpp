@@ -1,7 +1,6 @@
 // CloudEvents envelopes (creation, structured-mode JSON, strict parsing) and topic matching.
 #include "platform/bus/bus.h"
 
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -11,6 +10,7 @@
 #include <system_error>
 
 #include "platform/auth/tokens.h"
+#include "platform/json/arena.h"
 #include "platform/telemetry/clock.h"
 
 namespace aether::platform::bus {
@@ -90,9 +90,8 @@ Event make_event(std::string_view module, std::string type, json::object data,
 
 // The envelope is only built to be serialized: it lives in a stack arena, members emplaced.
 std::string to_json(const Event& event) {
-    alignas(std::max_align_t) unsigned char scratch[4096];
-    json::monotonic_resource arena(scratch, sizeof scratch);
-    json::object envelope(&arena);
+    platform::json::StackArena<4096> arena;
+    json::object envelope(arena.storage());
     envelope.reserve(8);
     envelope.emplace("specversion", kSpecVersion);
     envelope.emplace("id", event.id);
@@ -107,10 +106,9 @@ std::string to_json(const Event& event) {
 
 Expected<Event, std::string> parse_event(std::string_view text) {
     // Parsed into a stack arena: only the attributes and `data` are copied out of it.
-    alignas(std::max_align_t) unsigned char scratch[4096];
-    json::monotonic_resource arena(scratch, sizeof scratch);
+    platform::json::StackArena<4096> arena;
     std::error_code error;
-    json::value value = json::parse(text, error, &arena);
+    json::value value = json::parse(text, error, arena.storage());
     if (error) return unexpected("envelope is not valid JSON: " + error.message());
     auto* envelope = value.if_object();
     if (envelope == nullptr) return unexpected("envelope is not a JSON object");

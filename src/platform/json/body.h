@@ -1,7 +1,6 @@
 // Parsing untrusted request bodies into JSON with limits, and straight into described structs.
 #pragma once
 
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "platform/expected.h"
+#include "platform/json/arena.h"
 #include "platform/json/mapping.h"
 
 namespace aether::platform::json {
@@ -45,9 +45,8 @@ Expected<T, std::vector<FieldError>> parse_as(std::string_view body) {
     // The parsed value only lives until it is decoded: a request body of ordinary size is
     // parsed into this stack buffer instead of one heap allocation per key, string and object.
     // Decoding copies out of it (a json::value member is copied into its own storage).
-    alignas(std::max_align_t) unsigned char scratch[2048];
-    boost::json::monotonic_resource arena(scratch, sizeof scratch);
-    auto parsed = parse_body(body, options, &arena);
+    StackArena<2048> arena;
+    auto parsed = parse_body(body, options, arena.storage());
     if (!parsed) return unexpected(std::vector<FieldError>{std::move(parsed).error()});
     auto decoded = from_value<T>(*parsed);
     if (decoded) return decoded;

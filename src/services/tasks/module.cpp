@@ -25,6 +25,7 @@
 #include "platform/http/bearer.h"
 #include "platform/http/pagination.h"
 #include "platform/http/router.h"
+#include "platform/json/arena.h"
 #include "platform/json/body.h"
 #include "platform/json/envelope.h"
 #include "platform/telemetry/clock.h"
@@ -79,13 +80,8 @@ http::Response json_response(int status, const boost::json::object& body) {
     return http::Response::json(status, boost::json::serialize(body));
 }
 
-// Response bodies are built and serialized at once, so their JSON lives in an arena that starts
-// on this (non-coroutine) stack instead of costing an allocation per member.
-struct BodyArena {
-    alignas(std::max_align_t) unsigned char scratch[8192];
-    boost::json::monotonic_resource resource{scratch, sizeof scratch};
-    boost::json::storage_ptr storage() { return boost::json::storage_ptr(&resource); }
-};
+// Response bodies are built and serialized at once, in an arena on a plain function's stack.
+using BodyArena = platform::json::StackArena<8192>;
 
 http::Response task_response(int status, const Task& task, const boost::json::object& body) {
     auto response = json_response(status, body);
