@@ -104,12 +104,21 @@ std::string to_json(const Event& event) {
     return json::serialize(envelope);
 }
 
-Expected<Event, std::string> parse_event(std::string_view text) {
-    // Parsed into a stack arena: only the attributes and `data` are copied out of it.
-    platform::json::StackArena<4096> arena;
-    std::error_code error;
-    json::value value = json::parse(text, error, arena.storage());
-    if (error) return unexpected("envelope is not valid JSON: " + error.message());
+namespace {
+
+// The attributes of a checked envelope, pointing into its parsed value.
+struct EnvelopeView {
+    std::string_view id;
+    std::string_view source;
+    std::string_view type;
+    std::string_view time;
+    std::string_view traceparent;
+    const json::object* data = nullptr;
+};
+
+// Checks a parsed envelope (required attributes present and strings, specversion "1.0", data an
+// object); the error names the first problem.
+Expected<EnvelopeView, std::string> check_envelope(const json::value& value) {
     auto* envelope = value.if_object();
     if (envelope == nullptr) return unexpected("envelope is not a JSON object");
 
@@ -139,16 +148,16 @@ Expected<Event, std::string> parse_event(std::string_view text) {
         return unexpected("unsupported specversion \"" + std::string(*specversion) +
                           "\" (expected \"1.0\")");
     }
-    Event event;
-    for (auto [name, target] : {std::pair<std::string_view, std::string*>{"id", &event.id},
-                                {"source", &event.source},
-                                {"type", &event.type},
-                                {"time", &event.time}}) {
+    EnvelopeView view;
+    for (auto [name, target] : {std::pair<std::string_view, std::string_view*>{"id", &view.id},
+                                {"source", &view.source},
+                                {"type", &view.type},
+                                {"time", &view.time}}) {
         auto* attribute = required(name);
         if (attribute == nullptr) return unexpected(problem);
-        *target = std::string(*attribute);
+        *target = *attribute;
     }
-    if (!is_rfc3339(event.time)) {
+    if (!is_rfc3339(view.time)) {
         return unexpected("envelope attribute \"time\" is not an RFC 3339 timestamp");
     }
     if (auto* content_type = envelope->if_contains("datacontenttype")) {
@@ -164,13 +173,53 @@ Expected<Event, std::string> parse_event(std::string_view text) {
         auto* string = traceparent->if_string();
         if (string == nullptr)
             return unexpected("envelope attribute \"traceparent\" is not a string");
-        event.traceparent = std::string(*string);
+        view.traceparent = *string;
     }
     auto* data = envelope->if_contains("data");
     if (data == nullptr) return unexpected("envelope is missing \"data\"");
     if (!data->is_object()) return unexpected("envelope attribute \"data\" is not a JSON object");
-    event.data = json::object(data->get_object(), json::storage_ptr());
-    return event;
+    view.data = &data->get_object();
+    return view;
+}
+
+// Parses `text` into a stack arena, checks it, and returns what `build` makes of the view while
+// it is valid.
+template <class T, class Build>
+Expected<T, std::string> checked_envelope(std::string_view text, Build build) {
+    platform::json::StackArena<4096> arena;
+    std::error_code error;
+    json::value value = json::parse(text, error, arena.storage());
+    if (error) return unexpected("envelope is not valid JSON: " + error.message());
+    auto view = check_envelope(value);
+    if (!view) return unexpected(std::move(view).error());
+    return build(*view);
+}
+
+}  // namespace
+
+Expected<Event, std::string> parse_event(std::string_view text) {
+    // Only the attributes and `data` are copied out of the arena.
+    return checked_envelope<Event>(text, [](const EnvelopeView& view) {
+        Event event;
+        event.id = std::string(view.id);
+        event.source = std::string(view.source);
+        event.type = std::string(view.type);
+        event.time = std::string(view.time);
+        event.traceparent = std::string(view.traceparent);
+        event.data = json::object(*view.data, json::storage_ptr());
+        return event;
+    });
+}
+
+Expected<StoredEvent, std::string> parse_stored_event(std::string envelope) {
+    // The view points into the parsed copy, so the text can move into the result.
+    return checked_envelope<StoredEvent>(envelope, [&envelope](const EnvelopeView& view) {
+        StoredEvent stored;
+        stored.id = std::string(view.id);
+        stored.type = std::string(view.type);
+        stored.envelope = std::move(envelope);
+        return stored;
+    });
 }
 
 bool topic_matches(std::string_view pattern, std::string_view routing_key) {
@@ -215,6 +264,18 @@ asio::awaitable<std::vector<std::string>> Bus::publish_batch(std::vector<Event> 
         break;
     }
     co_return outcomes;
+}
+
+asio::awaitable<std::vector<std::string>> Bus::publish_stored(std::vector<StoredEvent> events) {
+    std::vector<Event> parsed;
+    parsed.reserve(events.size());
+    for (const auto& stored : events) {
+        auto event = parse_event(stored.envelope);
+        // parse_stored_event checked it: only a caller that skipped the check gets here.
+        if (!event) throw PublishError("stored event " + stored.id + ": " + event.error());
+        parsed.push_back(std::move(*event));
+    }
+    co_return co_await publish_batch(std::move(parsed));
 }
 
 }  // namespace aether::platform::bus

@@ -45,6 +45,17 @@ std::string to_json(const Event& event);
 // data an object); the error names the first problem.
 Expected<Event, std::string> parse_event(std::string_view json);
 
+// An event as the outbox keeps it: the envelope's text, with the attributes brokers route and
+// label it by. Publishing it sends the text as it is, instead of an Event serialized again.
+struct StoredEvent {
+    std::string id;
+    std::string type;
+    std::string envelope;
+};
+// Checks an envelope as parse_event does, with the same errors, and keeps its text; nothing of
+// `data` is copied.
+Expected<StoredEvent, std::string> parse_stored_event(std::string envelope);
+
 // RabbitMQ topic matching: words separated by '.', '*' matches exactly one word, '#' zero or more.
 bool topic_matches(std::string_view pattern, std::string_view routing_key);
 
@@ -102,6 +113,10 @@ class Bus {
     // (embedded); this default publishes one by one and stops at the first failure, leaving the
     // rest unsent (kNotAttempted), so that nothing overtakes a refused event.
     virtual asio::awaitable<std::vector<std::string>> publish_batch(std::vector<Event> events);
+    // publish_batch for events as the outbox keeps them. The RabbitMQ driver sends each
+    // envelope's text as it is; this default parses them and calls publish_batch.
+    virtual asio::awaitable<std::vector<std::string>> publish_stored(
+        std::vector<StoredEvent> events);
     // Declares the queue and its bindings (idempotently) and starts consuming. Call before start().
     virtual void subscribe(Subscription subscription) = 0;
     // Connects and runs the consumers until stop(); reconnects with backoff after a broker loss.

@@ -3,10 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <string>
 #include <vector>
+
+#include "platform/bus/test_support.h"
 
 namespace aether::platform::bus {
 namespace {
@@ -154,7 +159,36 @@ TEST(EventTest, ParseNamesTheFirstProblem) {
         ASSERT_FALSE(parsed) << c.json;
         EXPECT_NE(parsed.error().find(c.error), std::string::npos)
             << c.json << "\n  error: " << parsed.error() << "\n  expected: " << c.error;
+        // The outbox's check refuses the same envelopes with the same words.
+        auto stored = parse_stored_event(c.json);
+        ASSERT_FALSE(stored) << c.json;
+        EXPECT_EQ(stored.error(), parsed.error());
     }
+}
+
+TEST(EventTest, AStoredEventKeepsItsTextAndPublishesAsTheEvent) {
+    auto event = sample_event();
+    const auto text = to_json(event);
+    auto stored = parse_stored_event(text);
+    ASSERT_TRUE(stored) << stored.error();
+    EXPECT_EQ(stored->id, event.id);
+    EXPECT_EQ(stored->type, event.type);
+    EXPECT_EQ(stored->envelope, text);
+    // A driver without its own publish_stored publishes the parsed event.
+    testing::FakeBus bus;
+    asio::io_context io;
+    std::vector<std::string> outcomes;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            std::vector<StoredEvent> events{*stored};
+            outcomes = co_await bus.publish_stored(std::move(events));
+        },
+        asio::detached);
+    io.run();
+    EXPECT_EQ(outcomes, std::vector<std::string>{""});
+    ASSERT_EQ(bus.count(), 1u);
+    EXPECT_EQ(to_json(bus.events()[0]), text);
 }
 
 struct TopicCase {

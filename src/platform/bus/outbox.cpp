@@ -166,11 +166,12 @@ enum class RowResult { kDone, kFailed, kStopped };
 struct Batch {
     std::vector<std::int64_t> seqs;
     std::vector<std::string> ids;
-    std::vector<Event> events;
+    std::vector<StoredEvent> events;
 };
 
-// Parses claimed rows into a batch, writing through `query` (run at once on SQLite, deferred to
-// the commit on PostgreSQL). A row that is not a valid event is set aside with the reason.
+// Checks claimed rows into a batch, writing through `query` (run at once on SQLite, deferred to
+// the commit on PostgreSQL). A row that is not a valid event is set aside with the reason; the
+// others are published as stored.
 template <class Query>
 asio::awaitable<Batch> prepare_batch(Query& query, const std::vector<const sql::Row*>& rows) {
     Batch batch;
@@ -180,7 +181,7 @@ asio::awaitable<Batch> prepare_batch(Query& query, const std::vector<const sql::
     for (const auto* row : rows) {
         auto seq = row->get_int("seq");
         auto id = row->get_string("id");
-        auto parsed = parse_event(row->get_string("payload"));
+        auto parsed = parse_stored_event(row->get_string("payload"));
         if (parsed) {
             batch.seqs.push_back(seq);
             batch.ids.push_back(std::move(id));
@@ -262,7 +263,7 @@ asio::awaitable<RowResult> publish_rows(State& state, Query& query,
     if (cancellation.cancelled() != asio::cancellation_type::none) co_return RowResult::kStopped;
     auto batch = co_await prepare_batch(query, rows);
     if (batch.events.empty()) co_return RowResult::kDone;
-    auto outcomes = co_await state.bus.publish_batch(std::move(batch.events));
+    auto outcomes = co_await state.bus.publish_stored(std::move(batch.events));
     std::uint64_t marked_sent = 0;
     auto result = co_await record_outcomes(state, query, batch, outcomes, marked_sent);
     state.published.fetch_add(marked_sent, std::memory_order_relaxed);
@@ -295,7 +296,7 @@ constexpr std::string_view kNextClaimSql =
 // failed read) before the commit publishes the round's events again.
 constexpr int kBatchesPerRound = 4;
 
-// Every event of a batch refused with the reason publish_batch threw.
+// Every event of a batch refused with the reason publish_stored threw.
 std::vector<std::string> refused_by(const std::exception_ptr& failure, std::size_t events) {
     std::string reason = "publish failed";
     try {
@@ -342,7 +343,7 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
             if (full && round_batch + 1 < kBatchesPerRound) {
                 // The broker confirms this batch while the next one is read.
                 auto publish = asio::co_spawn(
-                    executor, state.bus.publish_batch(std::move(batch.events)), asio::deferred);
+                    executor, state.bus.publish_stored(std::move(batch.events)), asio::deferred);
                 std::string next_sql(kNextClaimSql);
                 auto read = asio::co_spawn(
                     executor, session.query(std::move(next_sql), last_seq, limit), asio::deferred);
@@ -359,7 +360,7 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
                                            : std::move(published);
                 next = std::move(read_rows);
             } else if (!batch.events.empty()) {
-                outcomes = co_await state.bus.publish_batch(std::move(batch.events));
+                outcomes = co_await state.bus.publish_stored(std::move(batch.events));
             }
             if (co_await record_outcomes(state, defer, batch, outcomes, marked_sent) ==
                 RowResult::kFailed) {

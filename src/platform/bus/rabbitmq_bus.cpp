@@ -809,17 +809,24 @@ struct StopInitiation {
     }
 };
 
-AmqpMessage message_of(const Event& event) {
-    if (event.type.size() > kMaxShortString || event.id.size() > kMaxShortString) {
+AmqpMessage message_of(const std::string& id, const std::string& type, std::string envelope) {
+    if (type.size() > kMaxShortString || id.size() > kMaxShortString) {
         throw PublishError("event id and type must be at most 255 bytes");
     }
     AmqpMessage message;
-    message.routing_key = event.type;
-    message.body = to_json(event);
+    message.routing_key = type;
+    message.body = std::move(envelope);
     message.content_type = std::string(kContentType);
-    message.message_id = event.id;
-    message.type = event.type;
+    message.message_id = id;
+    message.type = type;
     return message;
+}
+
+AmqpMessage message_of(const Event& event) {
+    return message_of(event.id, event.type, to_json(event));
+}
+AmqpMessage message_of(StoredEvent& event) {
+    return message_of(event.id, event.type, std::move(event.envelope));
 }
 
 class RabbitMqBus final : public Bus {
@@ -839,22 +846,11 @@ class RabbitMqBus final : public Bus {
 
     // All in flight at once: one confirm round trip for the batch, not one per event.
     asio::awaitable<std::vector<std::string>> publish_batch(std::vector<Event> events) override {
-        std::vector<std::string> outcomes(events.size());
-        std::vector<std::pair<std::size_t, AmqpMessage>> messages;
-        messages.reserve(events.size());
-        for (std::size_t i = 0; i < events.size(); ++i) {
-            try {
-                messages.emplace_back(i, message_of(events[i]));
-                messages.back().second.exchange = core_->options().exchange;
-            } catch (const PublishError& refused) {
-                outcomes[i] = refused.what();
-            }
-        }
-        if (messages.empty()) co_return outcomes;
-        BatchInitiation initiation{core_.get(), &messages, &outcomes};
-        co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
-            initiation, asio::use_awaitable);
-        co_return outcomes;
+        return publish_all(std::move(events));
+    }
+    asio::awaitable<std::vector<std::string>> publish_stored(
+        std::vector<StoredEvent> events) override {
+        return publish_all(std::move(events));
     }
 
     void subscribe(Subscription subscription) override {
@@ -904,6 +900,28 @@ class RabbitMqBus final : public Bus {
     bool healthy() const override { return core_->healthy(); }
 
   private:
+    // The events as messages, all in flight together; an event that cannot be a message is
+    // refused alone.
+    template <class Events>
+    asio::awaitable<std::vector<std::string>> publish_all(Events events) {
+        std::vector<std::string> outcomes(events.size());
+        std::vector<std::pair<std::size_t, AmqpMessage>> messages;
+        messages.reserve(events.size());
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            try {
+                messages.emplace_back(i, message_of(events[i]));
+                messages.back().second.exchange = core_->options().exchange;
+            } catch (const PublishError& refused) {
+                outcomes[i] = refused.what();
+            }
+        }
+        if (messages.empty()) co_return outcomes;
+        BatchInitiation initiation{core_.get(), &messages, &outcomes};
+        co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
+            initiation, asio::use_awaitable);
+        co_return outcomes;
+    }
+
     std::shared_ptr<Core> core_;
     std::atomic<bool> started_{false};
     std::atomic<bool> stopped_{false};

@@ -303,6 +303,45 @@ TEST_F(RabbitMqBusTest, PublishesWithConfirmAndDeliversTheEnvelope) {
     EXPECT_EQ(parsed->id, event.id);
 }
 
+TEST_F(RabbitMqBusTest, PublishesStoredEnvelopesByteForByte) {
+    auto prefix = "stored" + random_hex();
+    auto type = prefix + ".created";
+    Observer observer(url_);
+    observer.bind(prefix + ".wire", prefix + ".#");
+    // Another producer's envelope, with an extension attribute an Event does not hold: sent as
+    // stored, it reaches consumers whole.
+    const std::string id = "evt_" + random_hex();
+    const std::string text =
+        R"({"specversion":"1.0","id":")" + id + R"(","source":"/aether/tests","type":")" + type +
+        R"(","time":"2026-11-29T05:00:00.000Z","subject":"kept","data":{"n":1}})";
+    auto stored = parse_stored_event(text);
+    ASSERT_TRUE(stored) << stored.error();
+    EXPECT_EQ(stored->id, id);
+    EXPECT_EQ(stored->type, type);
+    auto too_long = *stored;
+    too_long.type = prefix + std::string(300, 'x');
+    auto bus = make_bus();
+    run(io_, [&]() -> asio::awaitable<void> {
+        co_await bus->start();
+        std::vector<StoredEvent> events{too_long, *stored};
+        auto outcomes = co_await bus->publish_stored(std::move(events));
+        EXPECT_EQ(outcomes.size(), 2u);
+        if (outcomes.size() == 2) {
+            EXPECT_NE(outcomes[0], "");  // refused alone: a routing key holds 255 bytes
+            EXPECT_EQ(outcomes[1], "");
+        }
+        co_await bus->stop();
+    }());
+    auto wire = observer.take(prefix + ".wire");
+    ASSERT_TRUE(wire);
+    EXPECT_EQ(wire->body, text);
+    EXPECT_EQ(wire->routing_key, type);
+    EXPECT_EQ(wire->message_id, id);
+    EXPECT_EQ(wire->type, type);
+    EXPECT_EQ(wire->content_type, "application/json");
+    EXPECT_TRUE(wire->persistent);
+}
+
 TEST_F(RabbitMqBusTest, RoutesOnlyToMatchingBindings) {
     auto p = "route" + random_hex();
     std::vector<std::string> tasks, users, all;
