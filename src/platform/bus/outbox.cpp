@@ -18,8 +18,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +80,12 @@ struct RelayState {
     bool busy = false;  // a round is running (run() or flush())
     std::vector<asio::steady_timer*> idle_waiters;
     std::optional<SteadyClock::time_point> last_cleanup;
+    // PostgreSQL (RelayOptions::gap_timeout): every row up to `settled` is sent or was never
+    // committed, as far as this relay knows; `gaps` are the seqs above it not yet seen sent, with
+    // when each was first missed.
+    std::int64_t settled = 0;
+    std::map<std::int64_t, SteadyClock::time_point> gaps;
+    std::optional<SteadyClock::time_point> last_full_claim;
 
     Strand bind(const asio::any_io_executor& executor) {
         std::lock_guard lock(mutex);
@@ -291,6 +299,32 @@ constexpr std::string_view kTakeLeadSql =
 constexpr std::string_view kNextClaimSql =
     "SELECT seq, id, payload FROM outbox WHERE sent_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2";
 
+// The seqs in ($1, $2] not sent, in the round's own transaction (whose marks went first): rows
+// still pending or refused, and seqs no committed row holds (yet).
+constexpr std::string_view kUnsentSql =
+    "SELECT g AS seq FROM generate_series($1::bigint + 1, $2::bigint) AS g EXCEPT "
+    "SELECT seq FROM outbox WHERE seq > $1 AND seq <= $2 AND sent_at IS NOT NULL ORDER BY seq";
+
+// The most seqs a round checks for gaps (kUnsentSql's series).
+constexpr std::int64_t kMaxSettleWindow = 100000;
+
+// Moves `settled` up to just below the oldest seq of (lo, hi] that is still unsent, forgetting
+// gaps older than gap_timeout (rolled back, or left to the next full claim).
+void settle(State& state, std::int64_t lo, std::int64_t hi, const sql::Result& unsent,
+            SteadyClock::time_point now) {
+    std::set<std::int64_t> missing;
+    for (const auto& row : unsent) missing.insert(row.get_int("seq"));
+    for (auto seq : missing) state.gaps.try_emplace(seq, now);
+    for (auto gap = state.gaps.begin(); gap != state.gaps.end();) {
+        const bool resolved = gap->first > lo && gap->first <= hi && !missing.contains(gap->first);
+        const bool expired = now - gap->second >= state.options.gap_timeout;
+        gap = resolved || expired ? state.gaps.erase(gap) : std::next(gap);
+    }
+    const std::int64_t reach =
+        state.gaps.empty() ? hi : std::min(hi, state.gaps.begin()->first - 1);
+    state.settled = std::max(state.settled, reach);
+}
+
 // Batches one round publishes before it commits: while the broker confirms one batch the next
 // is read, and the marks of a batch travel with the next read. Bounded, because a crash (or a
 // failed read) before the commit publishes the round's events again.
@@ -319,6 +353,15 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
                                              const asio::cancellation_state& cancellation) {
     RoundOutcome outcome;
     std::uint64_t marked_sent = 0;
+    const auto started = SteadyClock::now();
+    const bool full = !state.last_full_claim ||
+                      started - *state.last_full_claim >= state.options.full_claim_interval;
+    // The seqs this round read, and what of (unsent_floor, last_seq] is unsent once its marks
+    // are made.
+    std::optional<std::int64_t> first_seq;
+    std::int64_t last_seq = 0;
+    std::int64_t unsent_floor = 0;
+    std::optional<sql::Result> unsent;
     co_await state.database->transaction([&](sql::Session& session) -> asio::awaitable<void> {
         auto leader = co_await session.query(std::string(kTakeLeadSql), kRelayLockClass);
         if (leader.empty() || !leader[0].get_bool("leader")) {
@@ -326,21 +369,35 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
             co_return;
         }
         auto limit = static_cast<std::int64_t>(state.options.batch);
-        auto rows = co_await session.query(std::string(kClaimSql), limit);
+        sql::Result rows;
+        if (full) {
+            rows = co_await session.query(std::string(kClaimSql), limit);
+        } else {
+            rows = co_await session.query(std::string(kNextClaimSql), state.settled, limit);
+        }
+        if (!rows.empty()) first_seq = rows[0].get_int("seq");
         auto defer = [&session](std::string sql, auto&&... args) -> asio::awaitable<sql::Result> {
             session.defer(std::move(sql), std::forward<decltype(args)>(args)...);
             co_return sql::Result{};
         };
         auto executor = co_await asio::this_coro::executor;
         auto claimed = claimed_rows(rows);
+        // Once the marks are made (they go first): what of the seqs read is still unsent.
+        auto find_unsent = [&]() -> asio::awaitable<void> {
+            if (!first_seq) co_return;
+            unsent_floor = full ? *first_seq - 1 : state.settled;
+            // A straggler far below (found by a full round) is not worth a scan that long.
+            if (last_seq - unsent_floor > kMaxSettleWindow) co_return;
+            unsent = co_await session.query(std::string(kUnsentSql), unsent_floor, last_seq);
+        };
         for (int round_batch = 0; !claimed.empty(); ++round_batch) {
             if (cancellation.cancelled() != asio::cancellation_type::none) co_return;
-            const bool full = claimed.size() == state.options.batch;
-            const std::int64_t last_seq = claimed.back()->get_int("seq");
+            const bool full_batch = claimed.size() == state.options.batch;
+            last_seq = claimed.back()->get_int("seq");
             auto batch = co_await prepare_batch(defer, claimed);
             std::vector<std::string> outcomes;
             sql::Result next;
-            if (full && round_batch + 1 < kBatchesPerRound) {
+            if (full_batch && round_batch + 1 < kBatchesPerRound) {
                 // The broker confirms this batch while the next one is read.
                 auto publish = asio::co_spawn(
                     executor, state.bus.publish_stored(std::move(batch.events)), asio::deferred);
@@ -367,17 +424,20 @@ asio::awaitable<RoundOutcome> round_postgres(State& state,
                 outcome.failed = true;
                 co_return;
             }
-            if (!full) co_return;
+            if (!full_batch) break;
             if (round_batch + 1 == kBatchesPerRound) {
                 outcome.more = true;
-                co_return;
+                break;
             }
             rows = std::move(next);
             claimed = claimed_rows(rows);
         }
+        co_await find_unsent();
     });
     // The marks are committed now; a round that failed before its COMMIT counts nothing.
     state.published.fetch_add(marked_sent, std::memory_order_relaxed);
+    if (full && !outcome.blocked) state.last_full_claim = started;
+    if (unsent) settle(state, unsent_floor, last_seq, *unsent, started);
     co_return outcome;
 }
 

@@ -44,6 +44,13 @@ struct RelayOptions {
     std::chrono::milliseconds max_backoff{10000};
     // Sent rows older than this are deleted.
     std::chrono::hours keep_sent{24};
+    // PostgreSQL: rounds read the rows above the highest seq up to which every row is sent (or
+    // was never committed), instead of walking the pending index past every row sent since the
+    // last VACUUM. A seq missing below a claimed one (its transaction still running, or rolled
+    // back) holds that point back for at most gap_timeout; every full_claim_interval a round
+    // reads from the start, which also finds the rows of transactions slower than that.
+    std::chrono::milliseconds gap_timeout{2000};
+    std::chrono::milliseconds full_claim_interval{10000};
 };
 
 // Publishes a database's pending outbox rows, oldest first, in batches with confirms; a row is

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/use_future.hpp>
+#include <future>
 #include <set>
 #include <stdexcept>
 
@@ -404,6 +406,91 @@ TEST_P(OutboxReplicaTest, TwoRelaysNeverPublishARowTwiceAndKeepTheOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, OutboxReplicaTest, ::testing::Values(Backend::kPostgres),
+                         testing::backend_name);
+
+// PostgreSQL rounds read above the seq up to which every row is settled.
+class OutboxSettledTest : public OutboxTest {
+  protected:
+    // Appends one event in a transaction that stays open for `hold` after its row was written
+    // (its seq taken), then commits.
+    asio::awaitable<Event> append_slowly(milliseconds hold) {
+        auto event = make_event("tasks", "task.created", json::object{});
+        co_await db_->transaction([&](sql::Session& session) -> asio::awaitable<void> {
+            co_await append_to_outbox(session, event);
+            co_await session.query("SELECT 1");  // sends the insert: the seq is taken now
+            co_await sleep_for(hold);
+        });
+        co_return event;
+    }
+};
+
+TEST_P(OutboxSettledTest, AnEventCommittedAfterLaterOnesWerePublishedStillGoesOutOnce) {
+    FakeBus bus;
+    auto options = fast_options();
+    options.linger = milliseconds(0);
+    options.gap_timeout = milliseconds(10000);
+    options.full_claim_interval = milliseconds(600000);  // only the first round reads it all
+    OutboxRelay relay(db_, bus, options);
+    run(
+        [&]() -> asio::awaitable<void> {
+            auto executor = co_await asio::this_coro::executor;
+            Background loop(executor, relay.run());
+            co_await sleep_for(milliseconds(50));  // the first, full, round is over
+            // The slow transaction's seq is below the three events that are published while it
+            // runs: the relay must not settle past it, or it would wait for the next full round.
+            auto slow =
+                asio::co_spawn(executor, append_slowly(milliseconds(300)), asio::use_future);
+            co_await sleep_for(milliseconds(50));
+            auto quick = co_await append(3);
+            relay.notify();
+            EXPECT_TRUE(co_await eventually([&] { return bus.count() == 3; }));
+            while (slow.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+                co_await sleep_for(milliseconds(10));
+            }
+            auto straggler = slow.get();
+            relay.notify();
+            EXPECT_TRUE(co_await eventually([&] { return bus.count() == 4; }, milliseconds(5000)));
+            co_await sleep_for(milliseconds(50));
+            EXPECT_EQ(bus.count(), 4u);
+            auto published = ids(bus.events());
+            quick.push_back(straggler);
+            EXPECT_EQ(published, ids(quick));
+            loop.cancel();
+            EXPECT_TRUE(co_await eventually([&] { return loop.done(); }));
+        }(),
+        2);
+}
+
+TEST_P(OutboxSettledTest, RoundsReadAboveTheSettledPointAndFullRoundsFromTheStart) {
+    FakeBus bus;
+    auto options = fast_options();
+    options.linger = milliseconds(0);
+    options.gap_timeout = milliseconds(100);
+    options.full_claim_interval = milliseconds(1500);
+    options.poll_interval = milliseconds(100);  // rounds without notify(), as in production
+    OutboxRelay relay(db_, bus, options);
+    run([&]() -> asio::awaitable<void> {
+        auto executor = co_await asio::this_coro::executor;
+        Background loop(executor, relay.run());
+        auto events = co_await append(5);
+        relay.notify();
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 5; }));
+        // A row below the settled point pending again (as a transaction slower than the
+        // gap timeout leaves one): rounds started by new events do not read down there...
+        co_await db_->query("UPDATE outbox SET sent_at = NULL WHERE id = $1", events[0].id);
+        auto later = co_await append(1);
+        relay.notify();
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 6; }));
+        EXPECT_EQ(bus.events().back().id, later[0].id);
+        // ...the next full round does.
+        EXPECT_TRUE(co_await eventually([&] { return bus.count() == 7; }, milliseconds(5000)));
+        EXPECT_EQ(bus.events().back().id, events[0].id);
+        loop.cancel();
+        EXPECT_TRUE(co_await eventually([&] { return loop.done(); }));
+    }());
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, OutboxSettledTest, ::testing::Values(Backend::kPostgres),
                          testing::backend_name);
 
 }  // namespace
