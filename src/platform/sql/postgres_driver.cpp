@@ -330,9 +330,10 @@ class PgConnection {
         co_return Result(std::move(segment.rows), segment.affected);
     }
 
-    // Runs independent transactions of writes in one round trip. Each is a pipeline segment of
-    // its own, which PostgreSQL runs as an implicit transaction committed (or rolled back) at
-    // its sync point: one that fails leaves the others alone. `finished(i, error)` is called as
+    // Runs independent transactions of writes (every statement an INSERT, UPDATE or DELETE, as
+    // PgSession::commit checked) in one round trip. Each is a pipeline segment of its own, which
+    // PostgreSQL runs as an implicit transaction committed (or rolled back) at its sync point:
+    // one that fails leaves the others alone. `finished(i, error)` is called as
     // transaction i's sync point arrives, with no error when it committed. Each segment has
     // `budget` from the moment it is awaited, so a slow one costs only its own deadline. A write
     // new to this connection runs unprepared here and is prepared for next time in a segment
@@ -356,10 +357,7 @@ class PgConnection {
         std::vector<std::vector<Step>> segments;
         for (const auto* transaction : transactions) {
             for (const auto& statement : *transaction) {
-                if (classify(statement.sql) != StatementKind::Write ||
-                    !needs_prepare(statement.sql, statement.params)) {
-                    continue;
-                }
+                if (!needs_prepare(statement.sql, statement.params)) continue;
                 cork();
                 auto& steps = segments.emplace_back();
                 if (send_prepare(statement_key(statement.sql, statement.params), statement.sql,
@@ -375,7 +373,7 @@ class PgConnection {
             auto& steps = segments.emplace_back();
             steps.reserve(transaction->size());
             for (const auto& statement : *transaction) {
-                if (!send_statement(statement.sql, statement.params, classify(statement.sql), steps,
+                if (!send_statement(statement.sql, statement.params, StatementKind::Write, steps,
                                     false)) {
                     fail_connection("send");
                 }
