@@ -451,8 +451,7 @@ asio::awaitable<RoundOutcome> round_sqlite(State& state,
     auto query = [&database](std::string sql, auto&&... args) {
         return database.query(std::move(sql), std::forward<decltype(args)>(args)...);
     };
-    std::vector<const sql::Row*> claimed;
-    for (const auto& row : rows) claimed.push_back(&row);
+    auto claimed = claimed_rows(rows);
     auto result = co_await publish_rows(state, query, claimed, cancellation);
     if (result == RowResult::kFailed) outcome.failed = true;
     if (result != RowResult::kDone) co_return outcome;
