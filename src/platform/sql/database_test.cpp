@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -499,6 +500,43 @@ class PostgresOnly : public ::testing::Test, protected testing::SqlTestBase {
         co_return rows[0].get_int("n");
     }
 
+    // Starts `count` transactions at once, transaction i deferring what `defer_statements(i,
+    // session)` defers, on `threads` threads; returns how each ended: nothing when it committed,
+    // else the kind of its DatabaseError. Each must end exactly once.
+    std::vector<std::optional<Kind>> transactions_at_once(
+        Database& db, int count, const std::function<void(int, Session&)>& defer_statements,
+        int threads = 1) {
+        const auto size = static_cast<std::size_t>(count);
+        std::vector<std::optional<Kind>> failures(size);
+        std::vector<int> ended(size, 0);
+        run(
+            [&]() -> asio::awaitable<void> {
+                auto executor = co_await asio::this_coro::executor;
+                for (int i = 0; i < count; ++i) {
+                    asio::co_spawn(
+                        executor,
+                        [&, i]() -> asio::awaitable<void> {
+                            const auto index = static_cast<std::size_t>(i);
+                            try {
+                                co_await db.transaction(
+                                    [&](Session& session) -> asio::awaitable<void> {
+                                        defer_statements(i, session);
+                                        co_return;
+                                    });
+                            } catch (const DatabaseError& error) {
+                                failures[index] = error.kind();
+                            }
+                            ++ended[index];
+                        },
+                        asio::detached);
+                }
+                co_return;
+            }(),
+            threads);
+        for (std::size_t i = 0; i < size; ++i) EXPECT_EQ(ended[i], 1) << "transaction " << i;
+        return failures;
+    }
+
     asio::awaitable<std::int64_t> backend_pid(Database& db) {
         co_return (co_await db.query("SELECT pg_backend_pid() AS pid"))[0].get_int("pid");
     }
@@ -653,35 +691,14 @@ TEST_F(PostgresOnly, WriteOnlyTransactionsCommitTogetherYetSucceedOrFailAlone) {
     // rest of the group with the name). The second fails at its note, after its item was
     // written: the item must not stay.
     constexpr int kTransactions = 40;
-    std::vector<std::optional<Kind>> failures(kTransactions);
-    run([&]() -> asio::awaitable<void> {
-        auto executor = co_await asio::this_coro::executor;
-        for (int i = 0; i < kTransactions; ++i) {
-            asio::co_spawn(
-                executor,
-                [&, i]() -> asio::awaitable<void> {
-                    const std::int64_t id = i % 5 == 0 ? 7 : 100 + i;
-                    const std::string note = i % 5 == 1 ? "refused" : "note " + std::to_string(i);
-                    try {
-                        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
-                            session.defer(
-                                "INSERT INTO prepared_items (id, backend) VALUES ($1, "
-                                "pg_backend_pid())",
-                                id);
-                            session.defer(
-                                "INSERT INTO item_notes (item_id, note) VALUES ($1, $2) /* group " +
-                                    std::to_string(i / 5) + " */",
-                                id, note);
-                            co_return;
-                        });
-                    } catch (const DatabaseError& error) {
-                        failures[static_cast<std::size_t>(i)] = error.kind();
-                    }
-                },
-                asio::detached);
-        }
-        co_return;
-    }());
+    auto failures = transactions_at_once(*db, kTransactions, [](int i, Session& session) {
+        const std::int64_t id = i % 5 == 0 ? 7 : 100 + i;
+        const std::string note = i % 5 == 1 ? "refused" : "note " + std::to_string(i);
+        session.defer("INSERT INTO prepared_items (id, backend) VALUES ($1, pg_backend_pid())", id);
+        session.defer("INSERT INTO item_notes (item_id, note) VALUES ($1, $2) /* group " +
+                          std::to_string(i / 5) + " */",
+                      id, note);
+    });
     for (int i = 0; i < kTransactions; ++i) {
         SCOPED_TRACE("transaction " + std::to_string(i));
         const auto& failure = failures[static_cast<std::size_t>(i)];
@@ -717,29 +734,16 @@ TEST_F(PostgresOnly, WriteOnlyTransactionsCommitTogetherYetSucceedOrFailAlone) {
     // Another wave on four threads, where committers and callers race for the queue and the
     // statements are prepared already: every transaction commits exactly once.
     constexpr int kWave = 200;
-    std::atomic<int> committed{0};
-    run(
-        [&]() -> asio::awaitable<void> {
-            auto executor = co_await asio::this_coro::executor;
-            for (int i = 0; i < kWave; ++i) {
-                asio::co_spawn(
-                    executor,
-                    [&, i]() -> asio::awaitable<void> {
-                        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
-                            session.defer(
-                                "INSERT INTO prepared_items (id, backend) VALUES ($1, "
-                                "pg_backend_pid())",
-                                std::int64_t{1000 + i});
-                            co_return;
-                        });
-                        ++committed;
-                    },
-                    asio::detached);
-            }
-            co_return;
-        }(),
+    auto wave = transactions_at_once(
+        *db, kWave,
+        [](int i, Session& session) {
+            session.defer("INSERT INTO prepared_items (id, backend) VALUES ($1, pg_backend_pid())",
+                          std::int64_t{1000 + i});
+        },
         4);
-    EXPECT_EQ(committed.load(), kWave);
+    for (int i = 0; i < kWave; ++i) {
+        EXPECT_FALSE(wave[static_cast<std::size_t>(i)].has_value()) << "transaction " << i;
+    }
     auto stored = run([&]() -> asio::awaitable<std::int64_t> {
         auto rows = co_await db->query(
             "SELECT count(DISTINCT id) AS n FROM prepared_items WHERE id >= 1000");
@@ -757,38 +761,17 @@ TEST_F(PostgresOnly, AConnectionLostHalfwayFailsTheRestOfItsBatchOnlyAndIsReplac
     // none of which may have stored its row.
     constexpr int kTransactions = 12;
     constexpr int kKiller = 5;
-    std::vector<std::optional<Kind>> failures(kTransactions);
-    std::vector<int> outcomes(kTransactions, 0);
-    run([&]() -> asio::awaitable<void> {
-        auto executor = co_await asio::this_coro::executor;
-        for (int i = 0; i < kTransactions; ++i) {
-            asio::co_spawn(
-                executor,
-                [&, i]() -> asio::awaitable<void> {
-                    const auto index = static_cast<std::size_t>(i);
-                    try {
-                        co_await db->transaction([&](Session& session) -> asio::awaitable<void> {
-                            if (i == kKiller) {
-                                session.defer(
-                                    "INSERT INTO prepared_items (id, backend) SELECT $1, "
-                                    "pg_terminate_backend(pg_backend_pid())::int",
-                                    std::int64_t{i});
-                            } else {
-                                session.defer(
-                                    "INSERT INTO prepared_items (id, backend) VALUES ($1, 0)",
-                                    std::int64_t{i});
-                            }
-                            co_return;
-                        });
-                    } catch (const DatabaseError& error) {
-                        failures[index] = error.kind();
-                    }
-                    ++outcomes[index];
-                },
-                asio::detached);
+    auto failures = transactions_at_once(*db, kTransactions, [](int i, Session& session) {
+        if (i == kKiller) {
+            session.defer(
+                "INSERT INTO prepared_items (id, backend) SELECT $1, "
+                "pg_terminate_backend(pg_backend_pid())::int",
+                std::int64_t{i});
+        } else {
+            session.defer("INSERT INTO prepared_items (id, backend) VALUES ($1, 0)",
+                          std::int64_t{i});
         }
-        co_return;
-    }());
+    });
     auto stored = run([&]() -> asio::awaitable<std::vector<std::int64_t>> {
         std::vector<std::int64_t> ids;
         for (const auto& row : co_await db->query("SELECT id FROM prepared_items ORDER BY id")) {
@@ -802,7 +785,6 @@ TEST_F(PostgresOnly, AConnectionLostHalfwayFailsTheRestOfItsBatchOnlyAndIsReplac
     for (int i = 0; i < kTransactions; ++i) {
         SCOPED_TRACE("transaction " + std::to_string(i));
         const auto index = static_cast<std::size_t>(i);
-        EXPECT_EQ(outcomes[index], 1);
         if (i < kKiller) {
             EXPECT_FALSE(failures[index].has_value());
         } else if (i == kKiller) {
