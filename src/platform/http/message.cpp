@@ -40,23 +40,6 @@ Method parse_method(std::string_view name) {
     return Method::Other;
 }
 
-namespace {
-// ASCII only, as HTTP field names are; std::tolower consults the locale per character.
-constexpr unsigned char ascii_lower(unsigned char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + ('a' - 'A')) : c;
-}
-}  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (ascii_lower(static_cast<unsigned char>(a[i])) !=
-            ascii_lower(static_cast<unsigned char>(b[i])))
-            return false;
-    }
-    return true;
-}
-
 std::string_view find_header(const HeaderList& headers, std::string_view name) {
     for (const auto& [key, value] : headers) {
         if (iequals(key, name)) return value;

@@ -24,7 +24,18 @@ Method parse_method(std::string_view name);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive, as HTTP field names are (std::tolower consults the locale). Inline:
+// a proxied request compares header names a few dozen times, most of them of another length.
+inline bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto x = static_cast<unsigned char>(a[i]);
+        const auto y = static_cast<unsigned char>(b[i]);
+        if (x == y) continue;
+        if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+    }
+    return true;
+}
 
 // Case-insensitive lookup; the empty view when the header is absent.
 std::string_view find_header(const HeaderList& headers, std::string_view name);
