@@ -22,13 +22,19 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
+#include <type_traits>
+
+#include "platform/http/head_text.h"
+#include "platform/http/send_now.h"
 
 namespace aether::platform::http {
 
 namespace asio = boost::asio;
+using namespace std::string_view_literals;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
@@ -57,21 +63,31 @@ struct Url {
     std::string host_header;
 };
 
-std::optional<Url> parse_url(std::string_view url) {
-    Url out;
+// A URL cut after its authority: "scheme://authority" and the rest (path, query, fragment).
+struct SplitUrl {
+    std::string_view origin;
+    std::string_view tail;
+};
+
+std::optional<SplitUrl> split_url(std::string_view url) {
     auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) return std::nullopt;
-    auto scheme = lower(url.substr(0, scheme_end));
-    if (scheme == "https") {
+    auto authority_end = url.find_first_of("/?#", scheme_end + 3);
+    if (authority_end == std::string_view::npos) return SplitUrl{url, {}};
+    return SplitUrl{url.substr(0, authority_end), url.substr(authority_end)};
+}
+
+// Everything of a Url but its target, from "scheme://authority".
+std::optional<Url> parse_origin(std::string_view origin) {
+    Url out;
+    auto scheme_end = origin.find("://");
+    auto scheme = origin.substr(0, scheme_end);
+    if (iequals(scheme, "https")) {
         out.tls = true;
-    } else if (scheme != "http") {
+    } else if (!iequals(scheme, "http")) {
         return std::nullopt;
     }
-    auto rest = url.substr(scheme_end + 3);
-    auto authority_end = rest.find_first_of("/?#");
-    auto authority = rest.substr(0, authority_end);
-    auto tail =
-        authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+    auto authority = origin.substr(scheme_end + 3);
     // Credentials in URLs are not supported: they would leak into logs.
     if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
 
@@ -113,24 +129,36 @@ std::optional<Url> parse_url(std::string_view url) {
         out.port = static_cast<std::uint16_t>(value);
     }
     out.host = lower(host);
-
-    auto fragment = tail.find('#');
-    tail = tail.substr(0, fragment);
-    if (tail.empty()) {
-        out.target = "/";
-    } else if (tail.front() == '?') {
-        out.target = "/" + std::string(tail);
-    } else {
-        out.target = std::string(tail);
-    }
-    for (char c : out.target) {
-        auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u == 0x7f) return std::nullopt;
-    }
-
     bool ipv6 = out.host.find(':') != std::string::npos;
     out.host_header = ipv6 ? "[" + out.host + "]" : out.host;
     if (out.port != default_port) out.host_header += ":" + std::to_string(out.port);
+    return out;
+}
+
+// The request target from what follows the authority; false when it holds a control character.
+bool parse_target(std::string_view tail, std::string& target) {
+    auto fragment = tail.find('#');
+    tail = tail.substr(0, fragment);
+    if (tail.empty()) {
+        target.assign("/");
+    } else if (tail.front() == '?') {
+        target.assign("/");
+        target.append(tail);
+    } else {
+        target.assign(tail);
+    }
+    for (char c : target) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) return false;
+    }
+    return true;
+}
+
+std::optional<Url> parse_url(std::string_view url) {
+    auto split = split_url(url);
+    if (!split) return std::nullopt;
+    auto out = parse_origin(split->origin);
+    if (!out || !parse_target(split->tail, out->target)) return std::nullopt;
     return out;
 }
 
@@ -154,12 +182,7 @@ bool is_idempotent(bhttp::verb verb) {
     }
 }
 
-// A plain loop the compiler vectorises; find_first_of scans the set once per character.
-bool has_line_break(std::string_view text) {
-    bool found = false;
-    for (char c : text) found |= (c == '\r') | (c == '\n');
-    return found;
-}
+using detail::has_line_break;
 
 ClientError error(ClientError::Kind kind, std::string message, bool request_sent = false) {
     return ClientError{kind, std::move(message), request_sent};
@@ -263,7 +286,62 @@ asio::awaitable<ExchangeOutcome> exchange(Stream& stream, beast::tcp_stream& tcp
     }
 }
 
-using StreamParser = bhttp::response_parser<bhttp::buffer_body>;
+// Parses a response for a caller that forwards it: the head's fields go straight into the list
+// the caller receives, and the body into whatever buffer the reader gives (as Beast's
+// buffer_body does). Beast's own parser fills its field container first, which then had to be
+// copied out: a third of a proxied response's parsing cost.
+class StreamParser final : public bhttp::basic_parser<false> {
+  public:
+    int status() const { return status_; }
+    std::vector<std::pair<std::string, std::string>>& headers() { return headers_; }
+
+    // Where the body's next bytes go; body_room() is what is left of it after a read.
+    void set_body_buffer(char* data, std::size_t size) {
+        body_data_ = data;
+        body_room_ = size;
+    }
+    std::size_t body_room() const { return body_room_; }
+
+  private:
+    void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
+                         error_code& ec) override {
+        ec = bhttp::error::bad_method;  // a response parser never sees a request line
+    }
+    void on_response_impl(int code, beast::string_view, int, error_code&) override {
+        status_ = code;
+        headers_.reserve(12);
+    }
+    void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                       error_code&) override {
+        headers_.emplace_back(std::string(name.data(), name.size()),
+                              std::string(value.data(), value.size()));
+    }
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+    std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
+        if (body_data_ == nullptr) {
+            ec = bhttp::error::need_buffer;
+            return 0;
+        }
+        const std::size_t taken = std::min(body_room_, body.size());
+        std::memcpy(body_data_, body.data(), taken);
+        body_data_ += taken;
+        body_room_ -= taken;
+        if (taken < body.size()) ec = bhttp::error::need_buffer;
+        return taken;
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
+                                   error_code& ec) override {
+        return on_body_impl(body, ec);
+    }
+    void on_finish_impl(error_code&) override {}
+
+    int status_ = 0;
+    std::vector<std::pair<std::string, std::string>> headers_;
+    char* body_data_ = nullptr;
+    std::size_t body_room_ = 0;
+};
 
 struct HeadOutcome {
     error_code ec;
@@ -335,15 +413,24 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tc
                                            Clock::time_point deadline,
                                            std::unique_ptr<StreamParser>& parser) {
     HeadOutcome out;
-    tcp.expires_at(deadline);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
                                               asio::buffer(request.body)};
-    auto [write_ec, written] = co_await asio::async_write(stream, buffers, kUse);
-    out.sent_bytes = written > 0;
-    if (write_ec) {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        auto rest = detail::send_now(tcp.socket(), buffers, out.ec);
+        out.sent_bytes = beast::buffer_bytes(rest) < beast::buffer_bytes(buffers);
+        if (!out.ec && beast::buffer_bytes(rest) > 0) {
+            tcp.expires_at(deadline);
+            auto [write_ec, written] = co_await asio::async_write(stream, rest, kUse);
+            out.sent_bytes = out.sent_bytes || written > 0;
+            out.ec = write_ec;
+        }
+    } else {
+        tcp.expires_at(deadline);
+        auto [write_ec, written] = co_await asio::async_write(stream, buffers, kUse);
+        out.sent_bytes = written > 0;
         out.ec = write_ec;
-        co_return out;
     }
+    if (out.ec) co_return out;
     if (request.body_stream) {
         if (auto stream_ec = co_await send_body_stream(stream, tcp, request, out.body_error)) {
             out.ec = stream_ec;
@@ -366,7 +453,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tc
             out.ec = read_ec;
             co_return out;
         }
-        const int status = static_cast<int>(parser->get().result_int());
+        const int status = parser->status();
         if (status >= 100 && status < 200 && status != 101) continue;
         co_return out;
     }
@@ -573,6 +660,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         }
         error_code ignored;
         stream.socket().set_option(tcp::no_delay(true), ignored);
+        detail::make_non_blocking(stream.socket());
         ++connections_created_;
         if (!url.tls) co_return connection;
 
@@ -677,9 +765,21 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         return message;
     }
 
+    // Which part of a request brought a line break of its own into its head.
+    ClientError line_break_error(const ClientRequest& request) const {
+        if (has_line_break(request.method)) {
+            return error(ClientError::ProtocolError, "invalid method");
+        }
+        for (const auto& [name, value] : request.headers) {
+            if (has_line_break(name) || has_line_break(value)) {
+                return error(ClientError::ProtocolError, "invalid header " + name);
+            }
+        }
+        return error(ClientError::ProtocolError, "invalid header User-Agent");
+    }
+
     Expected<WireRequest, ClientError> build_wire(ClientRequest& request, const Url& url) const {
-        if (request.method.empty() || has_line_break(request.method) ||
-            request.method.find(' ') != std::string::npos) {
+        if (request.method.empty() || request.method.find(' ') != std::string::npos) {
             return unexpected(error(ClientError::ProtocolError, "invalid method"));
         }
         WireRequest wire;
@@ -695,11 +795,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         head.append(request.method);
         head.push_back(' ');
         head.append(url.target);
-        head.append(" HTTP/1.1\r\n");
+        head.append(" HTTP/1.1\r\n"sv);
         bool has_host = false, has_agent = false, has_length = false;
+        std::size_t lines = 2;  // the request line and the blank line
         for (const auto& [name, value] : request.headers) {
-            if (name.empty() || has_line_break(name) || has_line_break(value) ||
-                name.find(':') != std::string::npos) {
+            if (name.empty() || name.find(':') != std::string::npos) {
                 return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
             }
             has_host = has_host || iequals(name, "Host");
@@ -711,19 +811,22 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             }
             if (iequals(name, "Upgrade")) wire.upgrade = true;
             head.append(name);
-            head.append(": ");
+            head.append(": "sv);
             head.append(value);
-            head.append("\r\n");
+            head.append("\r\n"sv);
+            ++lines;
         }
         if (!has_host) {
-            head.append("Host: ");
+            head.append("Host: "sv);
             head.append(url.host_header);
-            head.append("\r\n");
+            head.append("\r\n"sv);
+            ++lines;
         }
         if (!has_agent && !options_.user_agent.empty()) {
-            head.append("User-Agent: ");
+            head.append("User-Agent: "sv);
             head.append(options_.user_agent);
-            head.append("\r\n");
+            head.append("\r\n"sv);
+            ++lines;
         }
         if (request.body_stream) {
             wire.body_stream = std::move(request.body_stream);
@@ -743,7 +846,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 }
             }
             if (wire.chunked_stream) {
-                head.append("Transfer-Encoding: chunked\r\n");
+                head.append("Transfer-Encoding: chunked\r\n"sv);
+                ++lines;
                 // `body` goes ahead of the stream: it must be a chunk too.
                 if (!request.body.empty()) {
                     char size_line[24];
@@ -759,11 +863,14 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                      verb == bhttp::verb::delete_ || verb == bhttp::verb::options ||
                                      verb == bhttp::verb::trace;
         if (!has_length && (!request.body.empty() || !bodiless_method)) {
-            head.append("Content-Length: ");
+            head.append("Content-Length: "sv);
             head.append(std::to_string(request.body.size()));
-            head.append("\r\n");
+            head.append("\r\n"sv);
+            ++lines;
         }
-        head.append("\r\n");
+        head.append("\r\n"sv);
+        if (detail::line_break_bytes(head) != 2 * lines)
+            return unexpected(line_break_error(request));
         wire.body = std::move(request.body);
         return wire;
     }
@@ -878,9 +985,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             if (!failure_.empty()) co_return unexpected(failure_);
             while (lease_) {
                 auto& connection = *lease_->connection();
-                auto& body = parser_->get().body();
-                body.data = chunk_.data();
-                body.size = chunk_.size();
+                parser_->set_body_buffer(chunk_.data(), chunk_.size());
                 connection.tcp().expires_after(read_timeout_);
                 error_code ec;
                 if (connection.tls) {
@@ -903,7 +1008,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                    : "reading upstream body: " + ec.message();
                     co_return unexpected(failure_);
                 }
-                const std::size_t produced = chunk_.size() - parser_->get().body().size;
+                const std::size_t produced = chunk_.size() - parser_->body_room();
                 if (parser_->is_done()) finish();
                 if (produced > 0) co_return std::string_view(chunk_.data(), produced);
             }
@@ -1012,17 +1117,33 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         auto prepared = std::make_unique<PreparedRequest>();
         prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         prepared->deadline = Clock::now() + timeout;
-        auto url = parse_url(request.url);
-        if (!url) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        auto split = split_url(request.url);
+        const Url* origin = split ? known_origin(split->origin) : nullptr;
+        if (origin == nullptr) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        prepared->url = *origin;
+        if (!parse_target(split->tail, prepared->url.target)) {
+            return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        }
         if (closed_) return unexpected(error(ClientError::Closed, "client closed"));
-        auto built = build_wire(request, *url);
+        auto built = build_wire(request, prepared->url);
         if (!built) return unexpected(std::move(built).error());
-        prepared->url = std::move(*url);
         prepared->wire = std::move(*built);
         prepared->wire.stream_timeout = prepared->read_timeout;
         prepared->retry_allowed = prepared->wire.idempotent && !prepared->wire.body_stream &&
                                   request.replay_on_stale_connection;
         return prepared;
+    }
+
+    // The parsed origin ("scheme://authority") of a URL; null when it is invalid. A proxy sends
+    // every request to one of a few origins: each is parsed once, not once per request.
+    const Url* known_origin(std::string_view text) const {
+        for (const auto& [known, url] : known_origins_) {
+            if (known == text) return &url;
+        }
+        auto parsed = parse_origin(text);
+        if (!parsed) return nullptr;
+        if (known_origins_.size() == kKnownOrigins) known_origins_.erase(known_origins_.begin());
+        return &known_origins_.emplace_back(std::string(text), std::move(*parsed)).second;
     }
 
     static asio::awaitable<StreamedResult> fail_now(ClientError failure) {
@@ -1050,13 +1171,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                        const PreparedRequest& prepared) {
         auto& connection = *lease.connection();
         StreamedResponse response;
-        const auto& head = parser->get();
-        response.status = static_cast<int>(head.result_int());
-        response.headers.reserve(12);
-        for (const auto& field : head.base()) {
-            response.headers.emplace_back(std::string(field.name_string()),
-                                          std::string(field.value()));
-        }
+        response.status = parser->status();
+        response.headers = std::move(parser->headers());
         if (response.status == 101 && prepared.wire.upgrade) {
             response.upgraded = std::make_shared<UpstreamTunnel>(
                 shared_from_this(), std::move(lease), prepared.read_timeout);
@@ -1069,7 +1185,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             const auto* bytes = static_cast<const char*>(connection.buffer.data().data());
             response.complete_body.emplace(bytes, static_cast<std::size_t>(*length));
             connection.buffer.consume(static_cast<std::size_t>(*length));
-            if (keep_alive && head.keep_alive()) lease.recycle();
+            if (keep_alive && parser->keep_alive()) lease.recycle();
             return response;
         }
         response.body =
@@ -1199,6 +1315,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // Entries are never erased: waiters and leases point into them, and the set of upstreams a
     // process talks to is small and fixed by configuration.
     std::map<std::string, HostPool, std::less<>> pools_;
+    static constexpr std::size_t kKnownOrigins = 16;
+    mutable std::vector<std::pair<std::string, Url>> known_origins_;
     std::uint64_t connections_created_ = 0;
     bool sweeping_ = false;
     bool closed_ = false;

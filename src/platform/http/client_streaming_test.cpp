@@ -18,6 +18,8 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "platform/http/client.h"
 
@@ -422,6 +424,70 @@ TEST_F(HttpClientStreamingTest, ContentLengthBodyIsReadExactly) {
     auto drained = drain(io_, *response);
     EXPECT_FALSE(drained.error) << *drained.error;
     EXPECT_EQ(drained.body, body);
+}
+
+TEST_F(HttpClientStreamingTest, ABodyLargerThanTheSocketTakesAtOnceIsSentWhole) {
+    const std::string body = pattern(8 * 1024 * 1024);
+    std::string received;
+    Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {
+        // Not reading for a while: the client's socket fills and the rest must wait for room.
+        co_await peer.pause(200ms);
+        std::string bytes;
+        for (;;) {
+            auto piece = co_await peer.read_some();
+            if (piece.empty()) co_return;
+            bytes += piece;
+            const auto head_end = bytes.find("\r\n\r\n");
+            if (head_end != std::string::npos && bytes.size() - head_end - 4 >= body.size()) {
+                received = bytes.substr(head_end + 4);
+                break;
+            }
+        }
+        co_await peer.write(fixed_head(2) + "ok");
+        co_await peer.closed_by_client(5s);
+    });
+    HttpClient client(io_.get_executor());
+    ClientRequest request = get(upstream.url("/upload"));
+    request.method = "POST";
+    request.body = body;
+
+    auto response = send_now(io_, client, request);
+    ASSERT_TRUE(response) << describe(response);
+    EXPECT_EQ(response->status, 200);
+    ASSERT_EQ(received.size(), body.size());
+    EXPECT_TRUE(received == body);
+}
+
+TEST_F(HttpClientStreamingTest, EverySpellingOfAnOriginReachesItsHostWithItsOwnTarget) {
+    Upstream upstream(io_, serve_keep_alive);
+    HttpClient client(io_.get_executor());
+    const std::string port = upstream.url("").substr(std::string("http://127.0.0.1:").size());
+    // More spellings than the client keeps parsed, each twice, so some are parsed again.
+    std::vector<std::string> origins;
+    for (const char* scheme : {"http", "HTTP", "Http", "hTTp", "htTP"}) {
+        for (const char* host : {"127.0.0.1", "localhost", "LOCALHOST", "LocalHost"}) {
+            origins.push_back(std::string(scheme) + "://" + host + ":" + port);
+        }
+    }
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t i = 0; i < origins.size(); ++i) {
+            const std::string path = "/o/" + std::to_string(round) + "/" + std::to_string(i);
+            for (const auto& [tail, target] : std::vector<std::pair<std::string, std::string>>{
+                     {path + "?q=1#frag", path + "?q=1"},
+                     {"?only=query", "/?only=query"},
+                     {"", "/"}}) {
+                auto response = send_now(io_, client, get(origins[i] + tail));
+                ASSERT_TRUE(response) << origins[i] << tail << ": " << describe(response);
+                ASSERT_TRUE(response->complete_body);
+                EXPECT_EQ(*response->complete_body, target) << origins[i] << tail;
+            }
+        }
+    }
+    // One pool per host, whichever way its scheme and name were written.
+    EXPECT_EQ(client.stats().connections_created, 2u);
+    auto bad = send_now(io_, client, get("http://localhost:" + port + "/a b"));
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().kind, ClientError::InvalidUrl);
 }
 
 TEST_F(HttpClientStreamingTest, SmallBodyThatCameWithTheHeadIsGivenWhole) {

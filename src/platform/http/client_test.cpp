@@ -26,6 +26,8 @@
 #include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace aether::platform::http {
 namespace {
@@ -490,6 +492,27 @@ TEST_F(HttpClientTest, HeaderInjectionIsRejected) {
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().kind, ClientError::ProtocolError);
     EXPECT_FALSE(result.error().request_sent);
+    EXPECT_EQ(server.accepted(), 0);
+
+    // A lone CR or LF anywhere, after headers that are fine, is refused the same way.
+    const std::vector<std::pair<HeaderList, std::string>> cases = {
+        {{{"X-Fine", "1"}, {"X-Lone-Lf", "a\nb"}}, "invalid header X-Lone-Lf"},
+        {{{"X-Fine", "1"}, {"X-Lone-Cr", "a\rb"}}, "invalid header X-Lone-Cr"},
+        {{{"X-Name\n", "1"}}, "invalid header X-Name\n"},
+    };
+    for (const auto& [headers, message] : cases) {
+        auto bad = get(server.url("/"));
+        bad.headers = headers;
+        auto refused = send_now(io_, client, bad);
+        ASSERT_FALSE(refused) << message;
+        EXPECT_EQ(refused.error().kind, ClientError::ProtocolError);
+        EXPECT_EQ(refused.error().message, message);
+    }
+    auto bad_method = get(server.url("/"));
+    bad_method.method = "GET\r\nX-Injected:";
+    auto refused = send_now(io_, client, bad_method);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().message, "invalid method");
     EXPECT_EQ(server.accepted(), 0);
 }
 

@@ -32,11 +32,14 @@
 #include <list>
 #include <mutex>
 
+#include "platform/http/head_text.h"
+#include "platform/http/send_now.h"
 #include "platform/telemetry/log.h"
 
 namespace aether::platform::http {
 
 namespace asio = boost::asio;
+using namespace std::string_view_literals;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
@@ -140,6 +143,24 @@ Request head_to_request(const Message& message, const std::string& remote) {
 
 using StreamingParser = bhttp::request_parser<bhttp::buffer_body>;
 
+// Parses as much of a request head as the buffer holds. True when the head is complete or
+// failed (`ec`), false when more must be read. The head usually arrives whole with the first
+// read: parsed here, it costs no asynchronous operation, which would post its completion.
+bool parse_buffered_head(bhttp::request_parser<bhttp::string_body>& parser,
+                         beast::flat_buffer& buffer, beast::error_code& ec) {
+    while (!parser.is_header_done()) {
+        const std::size_t used = parser.put(buffer.data(), ec);
+        buffer.consume(used);
+        if (ec == bhttp::error::need_more) {
+            ec = {};
+            return false;
+        }
+        if (ec) return true;
+        if (used == 0) return false;
+    }
+    return true;
+}
+
 // A request body read from the client connection as the handler asks for it.
 class RequestBodyStream final : public BodySource {
   public:
@@ -230,12 +251,7 @@ Request to_request(bhttp::request<bhttp::string_body>&& message, const std::stri
 
 namespace {
 
-// A plain loop the compiler vectorises; find_first_of scans the set once per character.
-bool has_line_break(std::string_view text) {
-    bool found = false;
-    for (char c : text) found |= (c == '\r') | (c == '\n');
-    return found;
-}
+using detail::has_line_break;
 
 bool is_bodiless(int status) {
     return status == 204 || status == 304 || status < 200;
@@ -294,44 +310,52 @@ class StreamTunnel final : public Tunnel {
 // this hot path, and our responses need nothing it adds (no chunking, no trailers).
 // Written into `head`, which the connection reuses: its capacity stays from one response to the
 // next.
-void write_response_head(std::string& head, const Response& response, BodyFraming framing,
-                         bool close, bool http10) {
+// Returns the number of lines written, the blank one included. `check_each`: leave out any
+// header whose name or value holds a line break (the caller finds one from the count of the
+// whole head).
+std::size_t write_response_head(std::string& head, const Response& response, BodyFraming framing,
+                                bool close, bool http10, bool check_each) {
     head.clear();
     head.reserve(160 + response.headers.size() * 48);
-    head.append("HTTP/1.1 ");
+    std::size_t lines = 2;  // the status line and the blank line
+    head.append("HTTP/1.1 "sv);
     head.append(std::to_string(response.status));
     head.push_back(' ');
     head.append(bhttp::obsolete_reason(static_cast<bhttp::status>(response.status)));
-    head.append("\r\n");
-    if (!response.verbatim_headers) head.append("Server: aether\r\n");
-    if (framing == BodyFraming::Chunked) head.append("Transfer-Encoding: chunked\r\n");
+    head.append("\r\n"sv);
+    auto line = [&](std::string_view text) {
+        head.append(text);
+        ++lines;
+    };
+    if (!response.verbatim_headers) line("Server: aether\r\n"sv);
+    if (framing == BodyFraming::Chunked) line("Transfer-Encoding: chunked\r\n"sv);
     if (!is_bodiless(response.status) && !response.verbatim_headers) {
-        head.append("Content-Type: ");
+        head.append("Content-Type: "sv);
         head.append(response.content_type);
-        head.append("\r\n");
+        line("\r\n"sv);
         // A body_source is framed by chunks, by the handler's own Content-Length, or by closing.
         if (!response.body_source) {
-            head.append("Content-Length: ");
+            head.append("Content-Length: "sv);
             head.append(std::to_string(response.body.size()));
-            head.append("\r\n");
+            line("\r\n"sv);
         }
     }
     for (const auto& [name, value] : response.headers) {
-        // Header text is ours, but a line break would split the response: never send one.
-        if (has_line_break(name) || has_line_break(value)) continue;
+        if (check_each && (has_line_break(name) || has_line_break(value))) continue;
         head.append(name);
-        head.append(": ");
+        head.append(": "sv);
         head.append(value);
-        head.append("\r\n");
+        line("\r\n"sv);
     }
     if (response.status == 101) {
         // The upgrade's own Connection/Upgrade headers are in the list.
     } else if (close) {
-        head.append("Connection: close\r\n");
+        line("Connection: close\r\n"sv);
     } else if (http10) {
-        head.append("Connection: keep-alive\r\n");
+        line("Connection: keep-alive\r\n"sv);
     }
-    head.append("\r\n");
+    head.append("\r\n"sv);
+    return lines;
 }
 
 }  // namespace
@@ -345,14 +369,23 @@ asio::awaitable<bool> Server::State::write(Connection& connection, Response resp
     bool close = !keep_alive || response.close_connection || draining.load() ||
                  framing == BodyFraming::UntilClose;
     std::string& head = connection.response_head;
-    write_response_head(head, response, framing, close, http10);
+    const std::size_t lines = write_response_head(head, response, framing, close, http10, false);
+    if (detail::line_break_bytes(head) != 2 * lines) {
+        // Header text is ours, but a line break in it would split the answer: never send one.
+        write_response_head(head, response, framing, close, http10, true);
+    }
     // A HEAD answer carries the GET answer's Content-Length but no body.
     const bool inline_body = !head_request && !response.body_source;
     std::array<asio::const_buffer, 2> buffers{
         asio::buffer(head), inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
-    connection.expires_after(options.write_timeout);
-    auto [ec, bytes] = co_await asio::async_write(connection.socket, buffers, kNoThrow);
-    (void)bytes;
+    beast::error_code ec;
+    auto rest = detail::send_now(connection.socket, buffers, ec);
+    if (!ec && beast::buffer_bytes(rest) > 0) {
+        connection.expires_after(options.write_timeout);
+        auto [write_ec, written] = co_await asio::async_write(connection.socket, rest, kNoThrow);
+        (void)written;
+        ec = write_ec;
+    }
     // An idle connection keeps an ordinary head's capacity, not an unusually large one's.
     if (head.capacity() > 8 * 1024) std::string().swap(head);
     if (ec) co_return false;
@@ -449,9 +482,13 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         set_idle(false);
         connection->expires_after(options.header_timeout);
         first = false;
-        auto [header_ec, header_bytes] =
-            co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
-        (void)header_bytes;
+        beast::error_code header_ec;
+        if (!parse_buffered_head(parser, buffer, header_ec)) {
+            auto [read_ec, header_bytes] =
+                co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
+            (void)header_bytes;
+            header_ec = read_ec;
+        }
         if (header_ec) {
             if (header_ec == bhttp::error::header_limit) {
                 co_await write(*connection, protocol_error(431, "request headers are too large"),
@@ -647,6 +684,7 @@ asio::awaitable<void> Server::State::accept_loop() {
         }
         beast::error_code option_error;
         socket.set_option(tcp::no_delay(true), option_error);
+        detail::make_non_blocking(socket);
         connections.fetch_add(1);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, session(std::move(socket)), asio::detached);

@@ -66,6 +66,22 @@ void add_routes(Router& router, const std::shared_ptr<Gate>& gate) {
     router.add(Method::Post, "/upload", [](Request& request) -> asio::awaitable<Response> {
         co_return Response::json(200, json_text({{"bytes", request.body.size()}}));
     });
+    router.add(Method::Get, "/large", [](Request& request) -> asio::awaitable<Response> {
+        // Larger than any socket send buffer: the answer cannot go out in one write.
+        const std::size_t size = std::stoul(std::string(request.query("bytes").value_or("0")));
+        std::string body(size, 'x');
+        for (std::size_t at = 0; at < size; at += 4096) body[at] = static_cast<char>('a' + at % 26);
+        co_return Response::text(200, std::move(body));
+    });
+    router.add(Method::Get, "/line-breaks", [](Request&) -> asio::awaitable<Response> {
+        Response response = Response::json(200, "{}");
+        response.set_header("X-Before", "1");
+        response.set_header("X-Bad-Value", "a\r\nX-Injected: 1");
+        response.set_header("X-Lone-Lf", "a\nX-Injected-Too: 1");
+        response.set_header("X-Bad-Name\r", "2");
+        response.set_header("X-After", "3");
+        co_return response;
+    });
     router.add(Method::Get, "/client-error", [](Request&) -> asio::awaitable<Response> {
         throw json::ClientError(json::ErrorCode::ValidationError, "the title is not acceptable",
                                 {{"title", "is required"}, {"due", "must be a date"}}, {}, 422);
@@ -320,6 +336,62 @@ TEST(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
     ASSERT_TRUE(first && second);
     EXPECT_EQ(boost::json::parse(first->body()).at("id").as_string(), "1");
     EXPECT_EQ(boost::json::parse(second->body()).at("id").as_string(), "2");
+}
+
+TEST(ServerTest, AnAnswerLargerThanTheSocketTakesAtOnceArrivesWholeToASlowReader) {
+    TestServer server;
+    Client client(server.port());
+    constexpr std::size_t kSize = 12 * 1024 * 1024;
+    ASSERT_TRUE(client.send(client.request("GET", "/large?bytes=" + std::to_string(kSize))));
+    // The server fills the socket and must wait for the rest; then a second request follows.
+    std::this_thread::sleep_for(300ms);
+    auto response = client.read(10s);
+    ASSERT_TRUE(response);
+    ASSERT_EQ(response->body().size(), kSize);
+    for (std::size_t at = 0; at < kSize; at += 4096) {
+        ASSERT_EQ(response->body()[at], static_cast<char>('a' + at % 26)) << at;
+    }
+    auto next = client.exchange("GET", "/items/7");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->body(), R"({"id":"7"})");
+}
+
+TEST(ServerTest, AHeadArrivingInPiecesIsAnsweredOnceComplete) {
+    TestServer server;
+    Client client(server.port());
+    const std::string request = client.request("GET", "/items/42", "X-Extra: yes\r\n");
+    // Cut inside the request line, inside a header name and between the last two line breaks.
+    const std::size_t cuts[] = {6, 30, request.size() - 1};
+    std::size_t from = 0;
+    for (std::size_t cut : cuts) {
+        ASSERT_TRUE(client.send(std::string_view(request).substr(from, cut - from)));
+        EXPECT_FALSE(client.closed_within(50ms));
+        from = cut;
+    }
+    ASSERT_TRUE(client.send(std::string_view(request).substr(from)));
+    auto response = client.read();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_EQ(response->body(), R"({"id":"42"})");
+}
+
+TEST(ServerTest, AHeaderWithALineBreakIsLeftOutAndTheRestIsSent) {
+    TestServer server;
+    Client client(server.port());
+    auto response = client.exchange("GET", "/line-breaks");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
+    EXPECT_EQ(header(*response, "X-Before"), "1");
+    EXPECT_EQ(header(*response, "X-After"), "3");
+    EXPECT_FALSE(has_header(*response, "X-Bad-Value"));
+    EXPECT_FALSE(has_header(*response, "X-Lone-Lf"));
+    EXPECT_FALSE(has_header(*response, "X-Injected"));
+    EXPECT_FALSE(has_header(*response, "X-Injected-Too"));
+    EXPECT_EQ(response->body(), "{}");
+    // The connection is still in step: the next answer is the next request's.
+    auto next = client.exchange("GET", "/items/9");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->body(), R"({"id":"9"})");
 }
 
 TEST(ServerTest, ConnectionCloseIsHonoured) {
