@@ -21,12 +21,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <list>
@@ -123,31 +123,102 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 
 namespace {
 
-// The head of a request whose body the handler will read from a stream.
-template <class Message>
-Request head_to_request(const Message& message, const std::string& remote) {
-    Request request;
-    auto verb = message.method_string();
-    request.method = parse_method(verb);
-    if (request.method == Method::Other) request.method_text = std::string(verb);
-    request.target = std::string(message.target());
-    request.headers.reserve(8);
-    for (const auto& field : message) {
-        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+Method method_of(bhttp::verb verb) {
+    switch (verb) {
+        case bhttp::verb::get:
+            return Method::Get;
+        case bhttp::verb::head:
+            return Method::Head;
+        case bhttp::verb::post:
+            return Method::Post;
+        case bhttp::verb::put:
+            return Method::Put;
+        case bhttp::verb::patch:
+            return Method::Patch;
+        case bhttp::verb::delete_:
+            return Method::Delete;
+        case bhttp::verb::options:
+            return Method::Options;
+        default:
+            return Method::Other;
     }
-    request.keep_alive = message.keep_alive();
-    request.http_version = static_cast<int>(message.version());
-    request.remote_address = remote;
-    return request;
 }
 
-using StreamingParser = bhttp::request_parser<bhttp::buffer_body>;
+// Parses a request straight into the Request the handler gets: the request line and fields as
+// they are read, the body into Request::body, or, once stream_body() was called, into the buffer
+// the body stream gives each time (as Beast's buffer_body does). Beast's own parser fills its
+// field container first, which then had to be copied out: two allocations and a copy of every
+// header per request.
+class RequestParser final : public bhttp::basic_parser<true> {
+  public:
+    explicit RequestParser(Request& request) : request_(request) {}
+
+    // From here on the body goes to set_body_buffer's buffer, and trailer fields are dropped:
+    // the handler already reads the headers.
+    void stream_body() { streaming_ = true; }
+    void set_body_buffer(char* data, std::size_t size) {
+        body_data_ = data;
+        body_room_ = size;
+    }
+    std::size_t body_room() const { return body_room_; }
+
+  private:
+    void on_request_impl(bhttp::verb verb, beast::string_view method, beast::string_view target,
+                         int version, beast::error_code&) override {
+        request_.method = method_of(verb);
+        if (request_.method == Method::Other) request_.method_text.assign(method);
+        request_.target.assign(target);
+        request_.http_version = version;
+        request_.headers.reserve(8);
+    }
+    void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+        ec = bhttp::error::bad_version;  // a request parser never sees a status line
+    }
+    void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                       beast::error_code&) override {
+        if (streaming_) return;
+        request_.headers.emplace_back(std::string(name.data(), name.size()),
+                                      std::string(value.data(), value.size()));
+    }
+    void on_header_impl(beast::error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                           beast::error_code&) override {
+        // The length passed the body limit already.
+        if (!streaming_ && length) request_.body.reserve(static_cast<std::size_t>(*length));
+    }
+    std::size_t on_body_impl(beast::string_view body, beast::error_code& ec) override {
+        if (!streaming_) {
+            request_.body.append(body.data(), body.size());
+            return body.size();
+        }
+        if (body_data_ == nullptr) {
+            ec = bhttp::error::need_buffer;
+            return 0;
+        }
+        const std::size_t taken = std::min(body_room_, body.size());
+        std::memcpy(body_data_, body.data(), taken);
+        body_data_ += taken;
+        body_room_ -= taken;
+        if (taken < body.size()) ec = bhttp::error::need_buffer;
+        return taken;
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
+                                   beast::error_code& ec) override {
+        return on_body_impl(body, ec);
+    }
+    void on_finish_impl(beast::error_code&) override {}
+
+    Request& request_;
+    bool streaming_ = false;
+    char* body_data_ = nullptr;
+    std::size_t body_room_ = 0;
+};
 
 // Parses as much of a request head as the buffer holds. True when the head is complete or
 // failed (`ec`), false when more must be read. The head usually arrives whole with the first
 // read: parsed here, it costs no asynchronous operation, which would post its completion.
-bool parse_buffered_head(bhttp::request_parser<bhttp::string_body>& parser,
-                         beast::flat_buffer& buffer, beast::error_code& ec) {
+bool parse_buffered_head(RequestParser& parser, beast::flat_buffer& buffer, beast::error_code& ec) {
     while (!parser.is_header_done()) {
         const std::size_t used = parser.put(buffer.data(), ec);
         buffer.consume(used);
@@ -164,7 +235,7 @@ bool parse_buffered_head(bhttp::request_parser<bhttp::string_body>& parser,
 // A request body read from the client connection as the handler asks for it.
 class RequestBodyStream final : public BodySource {
   public:
-    RequestBodyStream(Connection& connection, beast::flat_buffer& buffer, StreamingParser& parser,
+    RequestBodyStream(Connection& connection, beast::flat_buffer& buffer, RequestParser& parser,
                       std::chrono::milliseconds timeout)
         : connection_(&connection),
           buffer_(&buffer),
@@ -182,9 +253,7 @@ class RequestBodyStream final : public BodySource {
                 failure_ = "the request is over: its body can no longer be read";
                 co_return unexpected(failure_);
             }
-            auto& body = parser_->get().body();
-            body.data = chunk_.data();
-            body.size = chunk_.size();
+            parser_->set_body_buffer(chunk_.data(), chunk_.size());
             // body_timeout bounds the whole body, as for buffered ones: a client trickling a
             // byte now and then must not hold the connection (and an upstream's) forever.
             connection_->expires_at(deadline_ns_);
@@ -199,7 +268,7 @@ class RequestBodyStream final : public BodySource {
                 co_return unexpected(failure_);
             }
             ended_ = parser_->is_done();
-            const std::size_t produced = chunk_.size() - parser_->get().body().size;
+            const std::size_t produced = chunk_.size() - parser_->body_room();
             if (produced > 0) co_return std::string_view(chunk_.data(), produced);
         }
         co_return std::string_view{};
@@ -223,29 +292,12 @@ class RequestBodyStream final : public BodySource {
 
     Connection* connection_;
     beast::flat_buffer* buffer_;
-    StreamingParser* parser_;
+    RequestParser* parser_;
     std::int64_t deadline_ns_;
     bool ended_;
     std::string failure_;
     std::array<char, 16 * 1024> chunk_{};
 };
-
-Request to_request(bhttp::request<bhttp::string_body>&& message, const std::string& remote) {
-    Request request;
-    auto verb = message.method_string();
-    request.method = parse_method(verb);
-    if (request.method == Method::Other) request.method_text = std::string(verb);
-    request.target = std::string(message.target());
-    request.headers.reserve(8);
-    for (const auto& field : message) {
-        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    }
-    request.keep_alive = message.keep_alive();
-    request.http_version = static_cast<int>(message.version());
-    request.body = std::move(message.body());
-    request.remote_address = remote;
-    return request;
-}
 
 }  // namespace
 
@@ -461,7 +513,8 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
     bool unread_body = false;
     for (;;) {
         if (draining.load()) break;
-        bhttp::request_parser<bhttp::string_body> parser;
+        Request request;
+        RequestParser parser(request);
         parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
         const bool may_stream = options.stream_body_threshold > 0;
         // Beast checks Content-Length against the limit with the head already: a body that will
@@ -515,7 +568,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
             co_await write(*connection, protocol_error(413, "request body is too large"), false);
             break;
         }
-        if (!parser.is_done() && iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+        if (!parser.is_done() && iequals(request.header("Expect"), "100-continue")) {
             // The client waits for this before sending its body (curl: up to a second).
             connection->expires_after(options.write_timeout);
             auto [continue_ec, continue_bytes] = co_await asio::async_write(
@@ -523,14 +576,12 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
             (void)continue_bytes;
             if (continue_ec) break;
         }
-        std::unique_ptr<StreamingParser> streaming_parser;
         std::shared_ptr<RequestBodyStream> body_stream;
         if (will_stream) {
-            // Beast lets a parser change its body type between the head and the body.
-            streaming_parser = std::make_unique<StreamingParser>(std::move(parser));
-            streaming_parser->body_limit(options.max_streamed_body_bytes);
-            body_stream = std::make_shared<RequestBodyStream>(
-                *connection, buffer, *streaming_parser, options.body_timeout);
+            parser.stream_body();
+            parser.body_limit(options.max_streamed_body_bytes);
+            body_stream = std::make_shared<RequestBodyStream>(*connection, buffer, parser,
+                                                              options.body_timeout);
         } else if (!parser.is_done()) {
             connection->expires_after(options.body_timeout);
             auto [body_ec, body_bytes] =
@@ -551,8 +602,8 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         }
         // The handler takes the time it takes; the next read or write sets a new deadline.
         connection->expires_never();
-        Request request = body_stream ? head_to_request(streaming_parser->get(), remote)
-                                      : to_request(parser.release(), remote);
+        request.keep_alive = parser.keep_alive();
+        request.remote_address = remote;
         request.body_stream = body_stream;
         bool keep_alive = request.keep_alive;
         bool head_request = request.method == Method::Head;
