@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -72,9 +73,12 @@ struct SplitUrl {
 std::optional<SplitUrl> split_url(std::string_view url) {
     auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) return std::nullopt;
-    auto authority_end = url.find_first_of("/?#", scheme_end + 3);
-    if (authority_end == std::string_view::npos) return SplitUrl{url, {}};
-    return SplitUrl{url.substr(0, authority_end), url.substr(authority_end)};
+    // A plain loop: find_first_of scans the set once per character.
+    for (std::size_t at = scheme_end + 3; at < url.size(); ++at) {
+        const char c = url[at];
+        if (c == '/' || c == '?' || c == '#') return SplitUrl{url.substr(0, at), url.substr(at)};
+    }
+    return SplitUrl{url, {}};
 }
 
 // Everything of a Url but its target, from "scheme://authority".
@@ -407,6 +411,22 @@ asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& 
     }
 }
 
+// Parses as much of a response head as the buffer holds. True when the head is complete or
+// failed (`ec`), false when more must be read.
+bool parse_head(StreamParser& parser, beast::flat_buffer& buffer, error_code& ec) {
+    while (!parser.is_header_done()) {
+        if (buffer.size() == 0) return false;
+        const std::size_t used = parser.put(buffer.data(), ec);
+        buffer.consume(used);
+        if (ec == bhttp::error::need_more) {
+            ec = {};
+            return false;
+        }
+        if (ec) return true;
+    }
+    return true;
+}
+
 template <class Stream>
 asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tcp,
                                            beast::flat_buffer& buffer, const WireRequest& request,
@@ -447,8 +467,27 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, beast::tcp_stream& tc
         parser->body_limit(boost::none);
         if (request.head_method) parser->skip(true);
         tcp.expires_at(deadline);
-        auto [read_ec, read] = co_await bhttp::async_read_header(stream, buffer, *parser, kUse);
-        out.got_bytes = out.got_bytes || read > 0 || parser->got_some() || buffer.size() > 0;
+        // Reads and parses in this loop rather than with Beast's read_header, whose layers of
+        // composed operations cost more than the parse itself for a small answer.
+        error_code read_ec;
+        while (!read_ec && !parse_head(*parser, buffer, read_ec)) {
+            auto [ec, read] = co_await stream.async_read_some(
+                buffer.prepare(beast::read_size(buffer, 65536)), kUse);
+            buffer.commit(read);
+            out.got_bytes = out.got_bytes || read > 0;
+            if (ec == asio::error::eof) {
+                // As Beast's read: end of stream before any byte, else a truncated head.
+                if (parser->got_some()) {
+                    parser->put_eof(read_ec);
+                    if (!read_ec) read_ec = bhttp::error::partial_message;
+                } else {
+                    read_ec = bhttp::error::end_of_stream;
+                }
+            } else {
+                read_ec = ec;
+            }
+        }
+        out.got_bytes = out.got_bytes || parser->got_some() || buffer.size() > 0;
         if (read_ec) {
             out.ec = read_ec;
             co_return out;
@@ -500,6 +539,77 @@ std::string_view to_string(ClientError::Kind kind) {
     }
     return "unknown";
 }
+
+namespace {
+
+// What the client needs to know of the headers a caller gives.
+struct HeaderFacts {
+    bool has_host = false;
+    bool has_agent = false;
+    bool has_length = false;  // Content-Length or Transfer-Encoding
+    std::string_view declared_length;
+    bool close = false;
+    bool upgrade = false;
+
+    void note(std::string_view name, std::string_view value) {
+        switch (name.size()) {
+            case 4:
+                has_host = has_host || iequals(name, "Host");
+                break;
+            case 7:
+                upgrade = upgrade || iequals(name, "Upgrade");
+                break;
+            case 10:
+                has_agent = has_agent || iequals(name, "User-Agent");
+                if (iequals(name, "Connection") &&
+                    lower(value).find("close") != std::string::npos) {
+                    close = true;
+                }
+                break;
+            case 14:
+                if (iequals(name, "Content-Length")) {
+                    has_length = true;
+                    declared_length = value;
+                }
+                break;
+            case 17:
+                has_length = has_length || iequals(name, "Transfer-Encoding");
+                break;
+            default:
+                break;
+        }
+    }
+};
+
+// Calls on_header(name, value) for each line "Name: value\r\n" a caller wrote; the number of
+// lines, or why they cannot be sent: an empty line (which would end the head early), one without
+// a name, or one on_header refuses (returns false for). A lone CR or LF inside a line is the
+// caller's to find: on_header, or a count over the whole head.
+template <class OnHeader>
+Expected<std::size_t, ClientError> each_header_line(std::string_view text, OnHeader on_header) {
+    auto refuse = [](std::string_view line) {
+        return unexpected(error(ClientError::ProtocolError,
+                                "invalid header line " + std::string(line.substr(0, 64))));
+    };
+    std::size_t lines = 0;
+    while (!text.empty()) {
+        const auto end = text.find("\r\n");
+        if (end == std::string_view::npos) return refuse(text);
+        const auto line = text.substr(0, end);
+        text.remove_prefix(end + 2);
+        const auto colon = line.find(':');
+        if (colon == 0 || colon == std::string_view::npos) return refuse(line);
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+            value.remove_prefix(1);
+        }
+        if (!on_header(line.substr(0, colon), value)) return refuse(line);
+        ++lines;
+    }
+    return lines;
+}
+
+}  // namespace
 
 struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     Impl(asio::any_io_executor executor, ClientOptions client_options)
@@ -750,6 +860,14 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             }
             message.insert(name, value);
         }
+        auto added = each_header_line(request.header_lines,
+                                      [&](std::string_view name, std::string_view value) {
+                                          if (has_line_break(name) || has_line_break(value))
+                                              return false;
+                                          message.insert(name, value);
+                                          return true;
+                                      });
+        if (!added) return unexpected(std::move(added).error());
         if (message.find(bhttp::field::host) == message.end()) {
             message.set(bhttp::field::host, url.host_header);
         }
@@ -789,33 +907,41 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         std::string& head = wire.head;
         // One allocation: a proxied request carries long values (tokens, trace context).
         std::size_t size = 128 + request.method.size() + url.target.size() +
-                           url.host_header.size() + options_.user_agent.size();
+                           url.host_header.size() + options_.user_agent.size() +
+                           request.header_lines.size();
         for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
         head.reserve(size);
         head.append(request.method);
         head.push_back(' ');
         head.append(url.target);
         head.append(" HTTP/1.1\r\n"sv);
-        bool has_host = false, has_agent = false, has_length = false;
+        HeaderFacts facts;
         std::size_t lines = 2;  // the request line and the blank line
         for (const auto& [name, value] : request.headers) {
             if (name.empty() || name.find(':') != std::string::npos) {
                 return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
             }
-            has_host = has_host || iequals(name, "Host");
-            has_agent = has_agent || iequals(name, "User-Agent");
-            has_length =
-                has_length || iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding");
-            if (iequals(name, "Connection")) {
-                wire.keep_alive = lower(value).find("close") == std::string::npos;
-            }
-            if (iequals(name, "Upgrade")) wire.upgrade = true;
+            facts.note(name, value);
             head.append(name);
             head.append(": "sv);
             head.append(value);
             head.append("\r\n"sv);
             ++lines;
         }
+        if (!request.header_lines.empty()) {
+            auto added = each_header_line(request.header_lines,
+                                          [&](std::string_view name, std::string_view value) {
+                                              facts.note(name, value);
+                                              return true;
+                                          });
+            if (!added) return unexpected(std::move(added).error());
+            head.append(request.header_lines);
+            lines += *added;
+        }
+        const bool has_host = facts.has_host, has_agent = facts.has_agent;
+        bool has_length = facts.has_length;
+        wire.keep_alive = !facts.close;
+        wire.upgrade = facts.upgrade;
         if (!has_host) {
             head.append("Host: "sv);
             head.append(url.host_header);
@@ -831,19 +957,17 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (request.body_stream) {
             wire.body_stream = std::move(request.body_stream);
             wire.chunked_stream = !has_length;
-            if (!wire.chunked_stream) {
-                for (const auto& [name, value] : request.headers) {
-                    if (!iequals(name, "Content-Length")) continue;
-                    std::uint64_t declared = 0;
-                    auto [end, parse_error] =
-                        std::from_chars(value.data(), value.data() + value.size(), declared);
-                    if (parse_error != std::errc() || end != value.data() + value.size() ||
-                        declared < request.body.size()) {
-                        return unexpected(error(ClientError::ProtocolError,
-                                                "invalid Content-Length for a streamed body"));
-                    }
-                    wire.stream_length = declared - request.body.size();
+            if (!wire.chunked_stream && !facts.declared_length.empty()) {
+                const auto value = facts.declared_length;
+                std::uint64_t declared = 0;
+                auto [end, parse_error] =
+                    std::from_chars(value.data(), value.data() + value.size(), declared);
+                if (parse_error != std::errc() || end != value.data() + value.size() ||
+                    declared < request.body.size()) {
+                    return unexpected(error(ClientError::ProtocolError,
+                                            "invalid Content-Length for a streamed body"));
                 }
+                wire.stream_length = declared - request.body.size();
             }
             if (wire.chunked_stream) {
                 head.append("Transfer-Encoding: chunked\r\n"sv);

@@ -24,6 +24,10 @@ struct ClientRequest {
     std::string url;
     // Sent as given; Host, User-Agent and Content-Length are added when absent.
     std::vector<std::pair<std::string, std::string>> headers;
+    // More headers, after `headers`, as lines the caller wrote: "Name: value\r\n" each (a proxy
+    // forwarding a request writes them into one buffer rather than two strings per header).
+    // Checked like `headers`: an empty line, a line without a name or a stray CR or LF is refused.
+    std::string header_lines;
     std::string body;
     // send_streamed only: a body sent while it is read from here (after `body`), with the
     // caller's Content-Length header, or chunked when it gives none. Such a request is never

@@ -490,6 +490,41 @@ TEST_F(HttpClientStreamingTest, EverySpellingOfAnOriginReachesItsHostWithItsOwnT
     EXPECT_EQ(bad.error().kind, ClientError::InvalidUrl);
 }
 
+TEST_F(HttpClientStreamingTest, HeaderLinesAreSentAsWrittenAndDecideTheFraming) {
+    std::vector<UpstreamRequest> seen;
+    Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {
+        for (;;) {
+            auto request = co_await peer.read_request();
+            if (!request) co_return;
+            seen.push_back(*request);
+            if (!co_await peer.write(fixed_head(2) + "ok")) co_return;
+        }
+    });
+    HttpClient client(io_.get_executor());
+    ClientRequest request = get(upstream.url("/lines"));
+    request.method = "POST";
+    request.body = "hello";
+    // The caller's Host and Content-Length, given as lines, are the only ones sent.
+    request.header_lines =
+        "Host: upstream.test\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nContent-Length: 5\r\n";
+    auto response = send_now(io_, client, request);
+    ASSERT_TRUE(response) << describe(response);
+    ASSERT_EQ(seen.size(), 1u);
+    const auto& sent = seen.front();
+    EXPECT_EQ(sent[bhttp::field::host], "upstream.test");
+    EXPECT_EQ(sent["X-Forwarded-For"], "10.0.0.1, 127.0.0.1");
+    EXPECT_EQ(sent.body(), "hello");
+    EXPECT_EQ(sent.count(bhttp::field::host), 1u);
+    EXPECT_EQ(sent.count(bhttp::field::content_length), 1u);
+
+    // A Connection: close line keeps the connection out of the pool.
+    request = get(upstream.url("/close"));
+    request.header_lines = "Connection: close\r\n";
+    response = send_now(io_, client, request);
+    ASSERT_TRUE(response) << describe(response);
+    EXPECT_EQ(client.stats().idle_connections, 0u);
+}
+
 TEST_F(HttpClientStreamingTest, SmallBodyThatCameWithTheHeadIsGivenWhole) {
     Upstream upstream(io_, serve_keep_alive);
     HttpClient client(io_.get_executor());

@@ -1,6 +1,7 @@
 // Tests for HttpClient against an in-process test server on 127.0.0.1 (plain and TLS).
 #include "platform/http/client.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -513,6 +514,33 @@ TEST_F(HttpClientTest, HeaderInjectionIsRejected) {
     auto refused = send_now(io_, client, bad_method);
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().message, "invalid method");
+    EXPECT_EQ(server.accepted(), 0);
+}
+
+TEST_F(HttpClientTest, HeaderLinesAreSentAsHeadersAndTheirHostReplacesTheClients) {
+    TestServer server(io_, Mode::KeepAlive);
+    HttpClient client(io_.get_executor());
+    auto request = get(server.url("/lines"));
+    request.headers = {{"X-Other", "1"}};
+    request.header_lines = "X-Custom: from-lines\r\nHost:example.test\r\n";
+    auto result = send_now(io_, client, request);
+    ASSERT_TRUE(result) << describe(result);
+    EXPECT_EQ(result->header("X-Echo-Custom"), "from-lines");
+    EXPECT_EQ(result->header("X-Echo-Host"), "example.test");
+}
+
+TEST_F(HttpClientTest, MalformedHeaderLinesAreRefusedBeforeAnyConnection) {
+    TestServer server(io_, Mode::KeepAlive);
+    HttpClient client(io_.get_executor());
+    for (const char* lines : {"X-A: 1\r\n\r\nGET /smuggled HTTP/1.1\r\n", "NoColon\r\n",
+                              ": no-name\r\n", "X-A: 1", "X-A: 1\nX-B: 2\r\n", "X-A: a\rb\r\n"}) {
+        auto request = get(server.url("/"));
+        request.header_lines = lines;
+        auto result = send_now(io_, client, request);
+        ASSERT_FALSE(result) << lines;
+        EXPECT_EQ(result.error().kind, ClientError::ProtocolError) << lines;
+        EXPECT_THAT(result.error().message, testing::HasSubstr("invalid header")) << lines;
+    }
     EXPECT_EQ(server.accepted(), 0);
 }
 

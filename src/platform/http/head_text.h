@@ -3,15 +3,16 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <string_view>
 
 namespace aether::platform::http::detail {
 
-// A plain loop the compiler vectorises; find_first_of scans the set once per character.
+// Two memchr calls: the C library's vector code, faster than a loop over short names and values
+// (find_first_of scans the set once per character).
 inline bool has_line_break(std::string_view text) {
-    bool found = false;
-    for (char c : text) found |= (c == '\r') | (c == '\n');
-    return found;
+    return std::memchr(text.data(), '\n', text.size()) != nullptr ||
+           std::memchr(text.data(), '\r', text.size()) != nullptr;
 }
 
 // The CR and LF bytes in `text`. A head written line by line holds exactly two per line when no
@@ -19,7 +20,17 @@ inline bool has_line_break(std::string_view text) {
 // every name and value (which cost more than writing them, for a dozen short headers).
 inline std::size_t line_break_bytes(std::string_view text) {
     std::size_t count = 0;
-    for (char c : text) count += static_cast<std::size_t>((c == '\r') | (c == '\n'));
+    // Counted a byte wide over runs of at most 255, which the compiler turns into a few vector
+    // compares per 32 bytes; a wider counter per byte is scalar code.
+    while (!text.empty()) {
+        const std::size_t run = text.size() < 255 ? text.size() : 255;
+        unsigned char in_run = 0;
+        for (std::size_t i = 0; i < run; ++i) {
+            in_run = static_cast<unsigned char>(in_run + ((text[i] == '\r') | (text[i] == '\n')));
+        }
+        count += in_run;
+        text.remove_prefix(run);
+    }
     return count;
 }
 

@@ -52,32 +52,44 @@ std::int64_t now_ms() {
         .count();
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself.
+// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself. By length first:
+// every header of every proxied request and response passes through here.
 bool is_hop_by_hop(std::string_view name) {
-    static constexpr std::string_view kNames[] = {"connection",
-                                                  "keep-alive",
-                                                  "proxy-connection",
-                                                  "proxy-authenticate",
-                                                  "proxy-authorization",
-                                                  "te",
-                                                  "trailer",
-                                                  "transfer-encoding",
-                                                  "upgrade",
-                                                  "host",
-                                                  "content-length",
-                                                  "x-forwarded-for",
-                                                  "x-forwarded-proto",
-                                                  "x-forwarded-host",
-                                                  "x-request-id",
-                                                  "traceparent"};
-    for (auto known : kNames) {
-        if (http::iequals(name, known)) return true;
+    switch (name.size()) {
+        case 2:
+            return http::iequals(name, "te");
+        case 4:
+            return http::iequals(name, "host");
+        case 7:
+            return http::iequals(name, "trailer") || http::iequals(name, "upgrade");
+        case 10:
+            return http::iequals(name, "connection") || http::iequals(name, "keep-alive");
+        case 11:
+            return http::iequals(name, "traceparent");
+        case 12:
+            return http::iequals(name, "x-request-id");
+        case 14:
+            return http::iequals(name, "content-length");
+        case 15:
+            return http::iequals(name, "x-forwarded-for");
+        case 16:
+            return http::iequals(name, "proxy-connection") ||
+                   http::iequals(name, "x-forwarded-host");
+        case 17:
+            return http::iequals(name, "transfer-encoding") ||
+                   http::iequals(name, "x-forwarded-proto");
+        case 18:
+            return http::iequals(name, "proxy-authenticate");
+        case 19:
+            return http::iequals(name, "proxy-authorization");
+        default:
+            return false;
     }
-    return false;
 }
 
 // Whether the comma-separated header value lists `token` (case-insensitive).
 bool lists_token(std::string_view value, std::string_view token) {
+    if (value.empty()) return false;
     std::size_t at = 0;
     while (at <= value.size()) {
         auto end = value.find(',', at);
@@ -894,53 +906,80 @@ asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request,
 
 namespace {
 
+// Appends one header line, "name: value\r\n".
+void add_line(std::string& lines, std::string_view name, std::string_view value) {
+    lines.append(name);
+    lines.append(": ");
+    lines.append(value);
+    lines.append("\r\n");
+}
+
 // The request to send upstream, without its URL and body. Built again for a retry rather than
-// copied for every first attempt: most requests have no second one.
+// copied for every first attempt: most requests have no second one. The headers are written as
+// lines into one buffer: a pair of strings per header cost several allocations per request.
+// `host`: the Host to send instead of the route's (a mirror's own authority).
 http::ClientRequest upstream_request(const http::Request& request, const RouteMatch& match,
-                                     const ServiceRuntime& runtime, bool upgrade) {
+                                     const ServiceRuntime& runtime, bool upgrade,
+                                     std::optional<std::string_view> host = std::nullopt) {
     const Service& service = *match.service;
     http::ClientRequest upstream;
     upstream.method = std::string(method_text(request));
     upstream.timeout = service.connect_timeout + service.write_timeout + service.read_timeout;
     upstream.read_timeout = service.read_timeout;
 
+    std::string& lines = upstream.header_lines;
+    std::size_t size = 256 + request.context.request_id.size() + request.context.traceparent.size();
+    for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
+    lines.reserve(size);
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
     const auto connection_header = request.header("Connection");
-    upstream.headers.reserve(request.headers.size() + 6);
-    std::string forwarded_for;
+    std::string_view forwarded_first;
+    std::string forwarded_more;  // only when a client sent several X-Forwarded-For
     for (const auto& [name, value] : request.headers) {
         if (http::iequals(name, "X-Forwarded-For")) {
-            if (!forwarded_for.empty()) forwarded_for += ", ";
-            forwarded_for += value;
+            if (forwarded_first.empty() && forwarded_more.empty()) {
+                forwarded_first = value;
+            } else {
+                if (forwarded_more.empty()) forwarded_more = std::string(forwarded_first);
+                forwarded_more += ", ";
+                forwarded_more += value;
+            }
             continue;
         }
         if (is_hop_by_hop(name) || lists_token(connection_header, name)) continue;
-        upstream.headers.emplace_back(name, value);
+        add_line(lines, name, value);
     }
     const auto client_host = request.header("Host");
-    std::string host(match.upstream_host(client_host));
+    std::string_view sent_host = match.upstream_host(client_host);
     if (!runtime.upstream_host_header.empty() && !(match.route && match.route->preserve_host)) {
-        host = runtime.upstream_host_header;
+        sent_host = runtime.upstream_host_header;
     }
-    if (!host.empty()) upstream.headers.emplace_back("Host", host);
-    if (!forwarded_for.empty()) forwarded_for += ", ";
-    forwarded_for += request.remote_address;
-    upstream.headers.emplace_back("X-Forwarded-For", std::move(forwarded_for));
-    upstream.headers.emplace_back("X-Forwarded-Proto", "http");
-    if (!client_host.empty()) upstream.headers.emplace_back("X-Forwarded-Host", client_host);
-    upstream.headers.emplace_back("X-Request-ID", request.context.request_id);
-    upstream.headers.emplace_back("traceparent", request.context.traceparent);
+    if (host) sent_host = *host;
+    if (!sent_host.empty()) add_line(lines, "Host", sent_host);
+    lines.append("X-Forwarded-For: ");
+    if (!forwarded_more.empty()) {
+        lines.append(forwarded_more);
+        lines.append(", ");
+    } else if (!forwarded_first.empty()) {
+        lines.append(forwarded_first);
+        lines.append(", ");
+    }
+    lines.append(request.remote_address);
+    lines.append("\r\nX-Forwarded-Proto: http\r\n");
+    if (!client_host.empty()) add_line(lines, "X-Forwarded-Host", client_host);
+    add_line(lines, "X-Request-ID", request.context.request_id);
+    add_line(lines, "traceparent", request.context.traceparent);
     if (upgrade) {
-        upstream.headers.emplace_back("Connection", "Upgrade");
-        upstream.headers.emplace_back("Upgrade", request.header("Upgrade"));
+        lines.append("Connection: Upgrade\r\n");
+        add_line(lines, "Upgrade", request.header("Upgrade"));
     } else if (request.body_stream) {
         // Forwarded as it arrives: with the client's length, else chunked.
         if (auto length = request.header("Content-Length"); !length.empty()) {
-            upstream.headers.emplace_back("Content-Length", length);
+            add_line(lines, "Content-Length", length);
         }
     } else if (!request.body.empty() || request.method == http::Method::Post ||
                request.method == http::Method::Put || request.method == http::Method::Patch) {
-        upstream.headers.emplace_back("Content-Length", std::to_string(request.body.size()));
+        add_line(lines, "Content-Length", std::to_string(request.body.size()));
     }
     // The client must not replay a request whose bytes may have reached the upstream.
     upstream.replay_on_stale_connection = false;
@@ -971,14 +1010,12 @@ std::shared_ptr<MirrorComparison> Gateway::Impl::start_mirror(const http::Reques
         return nullptr;
     }
     mirrors_in_flight->fetch_add(1);
-    http::ClientRequest shadow = upstream_request(request, match, runtime, upgrade);
+    const std::string shadow_host = service.mirror->endpoint.authority();
+    http::ClientRequest shadow = upstream_request(request, match, runtime, upgrade, shadow_host);
     shadow.replay_on_stale_connection = true;
     shadow.url = shadow_target->base + mirror_path(service.mirror->endpoint.path, path);
     shadow.body = request.body;
     shadow.timeout = service.mirror->timeout;
-    for (auto& [name, value] : shadow.headers) {
-        if (http::iequals(name, "Host")) value = service.mirror->endpoint.authority();
-    }
     asio::co_spawn(
         executor,
         send_shadow(runtime.mirror_client, std::move(shadow), comparison, mirrors_in_flight),
