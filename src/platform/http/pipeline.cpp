@@ -309,6 +309,28 @@ const Pipeline::Series& Pipeline::series_for(std::string_view method, std::strin
                                              int status) {
     using Cache = std::unordered_map<std::string, Series, TransparentHash, std::equal_to<>>;
     thread_local Cache cache;
+    // The series this thread found last: consecutive requests mostly share a route, and
+    // comparing is cheaper than building the key and hashing it.
+    struct Last {
+        std::uint64_t pipeline = 0;
+        int status = 0;
+        std::string method;
+        std::string route;
+        const Series* series = nullptr;
+    };
+    thread_local Last last;
+    if (last.series != nullptr && last.pipeline == id_ && last.status == status &&
+        last.method == method && last.route == route) {
+        return *last.series;
+    }
+    auto remember = [&](const Series& series) -> const Series& {
+        last.pipeline = id_;
+        last.status = status;
+        last.method.assign(method);
+        last.route.assign(route);
+        last.series = &series;
+        return series;
+    };
     thread_local std::string key;
     key.clear();
     key.append(reinterpret_cast<const char*>(&id_), sizeof id_);
@@ -318,10 +340,15 @@ const Pipeline::Series& Pipeline::series_for(std::string_view method, std::strin
     key.append(method);
     key.push_back(' ');
     key.append(route);
-    if (auto found = cache.find(std::string_view(key)); found != cache.end()) return found->second;
+    if (auto found = cache.find(std::string_view(key)); found != cache.end()) {
+        return remember(found->second);
+    }
 
     // Bounded: routes, methods and statuses are few, but tests build many pipelines.
-    if (cache.size() >= 4096) cache.clear();
+    if (cache.size() >= 4096) {
+        cache.clear();
+        last.series = nullptr;
+    }
     Series series;
     series.requests = &instruments_->requests.with({options_.service, method, route, status_text});
     series.duration = &instruments_->duration.with({options_.service, method, route});
@@ -329,7 +356,7 @@ const Pipeline::Series& Pipeline::series_for(std::string_view method, std::strin
         series.errors = &instruments_->errors.with(
             {options_.service, json::code_name(code_for_status(status))});
     }
-    return cache.emplace(key, series).first->second;
+    return remember(cache.emplace(key, series).first->second);
 }
 
 void Pipeline::finish(const Request& request, Response& response) {
