@@ -87,6 +87,22 @@ struct Connection {
 // encoding, or (HTTP/1.0) by closing the connection.
 enum class BodyFraming { Fixed, Chunked, UntilClose };
 
+// An answer whose head (and inline body) went to the socket as far as it took them at once.
+// Most answers go whole: the session then goes on without a coroutine for the write.
+struct PendingWrite {
+    beast::error_code error;
+    bool close = false;
+    BodyFraming framing = BodyFraming::Fixed;
+    bool inline_body = false;  // the body went with the head (not a body_source, not HEAD)
+    bool body_source = false;  // a body_source follows the head
+    std::size_t sent = 0;      // bytes of the head and inline body sent
+    std::size_t total = 0;
+
+    bool complete() const { return error || (sent == total && !body_source); }
+    // Whether the connection carries another request, once complete.
+    bool keeps_alive() const { return !error && !close; }
+};
+
 }  // namespace
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
@@ -117,6 +133,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     asio::awaitable<void> session(tcp::socket accepted);
     asio::awaitable<bool> write(Connection& connection, Response response, bool keep_alive,
                                 bool head_request = false, bool http10 = false);
+    // The part of writing an answer that needs no waiting (see PendingWrite), and the rest.
+    PendingWrite begin_write(Connection& connection, const Response& response, bool keep_alive,
+                             bool head_request, bool http10);
+    asio::awaitable<bool> finish_write(Connection& connection, Response response,
+                                       PendingWrite pending);
     asio::awaitable<bool> write_body(Connection& connection, BodySource& source,
                                      BodyFraming framing);
 };
@@ -365,6 +386,11 @@ class StreamTunnel final : public Tunnel {
 // Returns the number of lines written, the blank one included. `check_each`: leave out any
 // header whose name or value holds a line break (the caller finds one from the count of the
 // whole head).
+// An idle connection keeps an ordinary head's capacity, not an unusually large one's.
+void release_large_head(std::string& head) {
+    if (head.capacity() > 8 * 1024) std::string().swap(head);
+}
+
 std::size_t write_response_head(std::string& head, const Response& response, BodyFraming framing,
                                 bool close, bool http10, bool check_each) {
     head.clear();
@@ -412,39 +438,64 @@ std::size_t write_response_head(std::string& head, const Response& response, Bod
 
 }  // namespace
 
-asio::awaitable<bool> Server::State::write(Connection& connection, Response response,
-                                           bool keep_alive, bool head_request, bool http10) {
+PendingWrite Server::State::begin_write(Connection& connection, const Response& response,
+                                        bool keep_alive, bool head_request, bool http10) {
+    PendingWrite pending;
     // HEAD answers and 1xx/204/304 have no body, even when a proxied one comes with an (empty)
     // body_source: a chunked terminator there would corrupt the connection's next response.
     const bool no_body = head_request || is_bodiless(response.status);
-    const BodyFraming framing = no_body ? BodyFraming::Fixed : framing_of(response, http10);
-    bool close = !keep_alive || response.close_connection || draining.load() ||
-                 framing == BodyFraming::UntilClose;
+    pending.framing = no_body ? BodyFraming::Fixed : framing_of(response, http10);
+    pending.close = !keep_alive || response.close_connection || draining.load() ||
+                    pending.framing == BodyFraming::UntilClose;
     std::string& head = connection.response_head;
-    const std::size_t lines = write_response_head(head, response, framing, close, http10, false);
+    const std::size_t lines =
+        write_response_head(head, response, pending.framing, pending.close, http10, false);
     if (detail::line_break_bytes(head) != 2 * lines) {
         // Header text is ours, but a line break in it would split the answer: never send one.
-        write_response_head(head, response, framing, close, http10, true);
+        write_response_head(head, response, pending.framing, pending.close, http10, true);
     }
     // A HEAD answer carries the GET answer's Content-Length but no body.
-    const bool inline_body = !head_request && !response.body_source;
-    std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(head), inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
-    beast::error_code ec;
-    auto rest = detail::send_now(connection.socket, buffers, ec);
-    if (!ec && beast::buffer_bytes(rest) > 0) {
+    pending.inline_body = !head_request && !response.body_source;
+    pending.body_source = response.body_source && !no_body;
+    pending.total = head.size() + (pending.inline_body ? response.body.size() : 0);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), pending.inline_body
+                                                                      ? asio::buffer(response.body)
+                                                                      : asio::const_buffer{}};
+    auto rest = detail::send_now(connection.socket, buffers, pending.error);
+    pending.sent = pending.total - beast::buffer_bytes(rest);
+    if (pending.complete()) release_large_head(head);
+    return pending;
+}
+
+asio::awaitable<bool> Server::State::finish_write(Connection& connection, Response response,
+                                                  PendingWrite pending) {
+    std::string& head = connection.response_head;
+    if (!pending.error && pending.sent < pending.total) {
+        std::array<asio::const_buffer, 2> buffers{
+            asio::buffer(head),
+            pending.inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
+        beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(buffers);
+        rest.consume(pending.sent);
         connection.expires_after(options.write_timeout);
         auto [write_ec, written] = co_await asio::async_write(connection.socket, rest, kNoThrow);
         (void)written;
-        ec = write_ec;
+        pending.error = write_ec;
     }
-    // An idle connection keeps an ordinary head's capacity, not an unusually large one's.
-    if (head.capacity() > 8 * 1024) std::string().swap(head);
-    if (ec) co_return false;
-    if (response.body_source && !no_body) {
-        if (!co_await write_body(connection, *response.body_source, framing)) co_return false;
+    release_large_head(head);
+    if (pending.error) co_return false;
+    if (pending.body_source) {
+        if (!co_await write_body(connection, *response.body_source, pending.framing)) {
+            co_return false;
+        }
     }
-    co_return !close;
+    co_return !pending.close;
+}
+
+asio::awaitable<bool> Server::State::write(Connection& connection, Response response,
+                                           bool keep_alive, bool head_request, bool http10) {
+    auto pending = begin_write(connection, response, keep_alive, head_request, http10);
+    if (pending.complete()) co_return pending.keeps_alive();
+    co_return co_await finish_write(connection, std::move(response), pending);
 }
 
 asio::awaitable<bool> Server::State::write_body(Connection& connection, BodySource& source,
@@ -653,8 +704,12 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
             }
             break;
         }
-        bool again =
-            co_await write(*connection, std::move(response), keep_alive, head_request, http10);
+        // Most answers go out whole at once: the session goes on without awaiting a write.
+        auto pending = begin_write(*connection, response, keep_alive, head_request, http10);
+        bool again = pending.keeps_alive();
+        if (!pending.complete()) {
+            again = co_await finish_write(*connection, std::move(response), pending);
+        }
         if (!again) break;
         set_idle(true);
     }

@@ -819,7 +819,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
                                   RouteMatch& match);
     asio::awaitable<Response> forward(http::Request& request, const RouteMatch& match,
                                       const Snapshot& current);
-    asio::awaitable<Response> proxy(http::Request& request, const RouteMatch& match,
+    // `match` by value: without plugins, proxy is called from handle, whose match is gone by
+    // the time the exchange resumes.
+    asio::awaitable<Response> proxy(http::Request& request, RouteMatch match,
                                     const ServiceRuntime& runtime);
     std::shared_ptr<MirrorComparison> start_mirror(const http::Request& request,
                                                    const RouteMatch& match,
@@ -880,6 +882,9 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
     RouteMatch match;
     if (auto early = route(request, *current, match))
         return http::ready_response(std::move(*early));
+    // A route without plugins has nothing to run around the exchange: no coroutine of its own
+    // (the request's route_owner keeps the snapshot alive).
+    if (match.plugins.empty()) return forward(request, match, *current);
     return run_route(request, std::move(current), match);
 }
 
@@ -1103,7 +1108,7 @@ Response proxied_response(http::StreamedResponse&& result,
 
 }  // namespace
 
-asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, const RouteMatch& match,
+asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, RouteMatch match,
                                                const ServiceRuntime& runtime) {
     const std::string path = match.upstream_path(request.target);
     const bool upgrade =
