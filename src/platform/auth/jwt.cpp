@@ -64,9 +64,7 @@ class VerifiedTokenCache {
     static constexpr std::size_t kShards = 16;
     struct TokenHash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view s) const {
-            return std::hash<std::string_view>{}(s);
-        }
+        std::size_t operator()(std::string_view s) const { return token_hash(s); }
     };
     struct Shard {
         mutable std::mutex mutex;

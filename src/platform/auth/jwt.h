@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,16 @@ enum class JwtError {
 std::string_view jwt_error_message(JwtError error);
 
 // Immutable after create(); verify() and sign() are const and safe to call from many threads.
+// The hash for a table keyed by a token's text: of its last 32 bytes, the end of the signature,
+// which differs between any two tokens a key signed. Hashing the whole token (300 bytes and
+// more) three times a request cost more than verifying its HMAC. Such tables hold only verified
+// tokens, and equality still compares the whole text.
+inline std::size_t token_hash(std::string_view token) noexcept {
+    constexpr std::size_t kTail = 32;
+    return std::hash<std::string_view>{}(token.size() > kTail ? token.substr(token.size() - kTail)
+                                                              : token);
+}
+
 namespace detail {
 class VerifiedTokenCache;
 class HmacKey;

@@ -450,6 +450,26 @@ TEST(JwtCache, CachedTokensAreStillCheckedForTimeAndType) {
     EXPECT_EQ((*again)->jti, "jti-1");
 }
 
+TEST(JwtCache, ACachedTokensSignatureUnderAnotherPayloadIsRejected) {
+    // The cache hashes only the end of a token (its signature): a token that shares it, with a
+    // payload of the attacker's, lands in the same bucket and must still not match.
+    const auto codec = hs256();
+    const std::string token = codec.sign(access_claims());
+    ASSERT_TRUE(codec.verify(token, "access", kNow));
+    ASSERT_TRUE(codec.verify(token, "access", kNow));  // now cached
+    const auto parts = split(token);
+    auto payload = json::parse(*base64url_decode(parts[1])).as_object();
+    payload["roles"] = json::array{"admin", "root"};
+    const std::string forged =
+        parts[0] + "." + base64url_encode(json::serialize(payload)) + "." + parts[2];
+    ASSERT_EQ(forged.substr(forged.size() - 32), token.substr(token.size() - 32));
+    EXPECT_EQ(codec.verify(forged, "access", kNow).error(), JwtError::BadSignature);
+    EXPECT_EQ(codec.verify(forged, "access", kNow).error(), JwtError::BadSignature);
+    const auto genuine = codec.verify(token, "access", kNow);
+    ASSERT_TRUE(genuine);
+    EXPECT_EQ((*genuine)->roles, access_claims().roles);
+}
+
 TEST(JwtCache, DisabledCacheAndEvictionGiveTheSameAnswers) {
     auto uncached = make_codec({.secret = kSecret, .verified_cache_entries = 0});
     auto tiny = make_codec({.secret = kSecret, .verified_cache_entries = 16});

@@ -43,6 +43,7 @@ namespace telemetry = platform::telemetry;
 using platform::unexpected;
 using Response = http::Response;
 using SteadyClock = std::chrono::steady_clock;
+using namespace std::string_view_literals;
 
 namespace {
 
@@ -914,9 +915,9 @@ namespace {
 // Appends one header line, "name: value\r\n".
 void add_line(std::string& lines, std::string_view name, std::string_view value) {
     lines.append(name);
-    lines.append(": ");
+    lines.append(": "sv);
     lines.append(value);
-    lines.append("\r\n");
+    lines.append("\r\n"sv);
 }
 
 // The request to send upstream, without its URL and body. Built again for a retry rather than
@@ -961,21 +962,21 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
     }
     if (host) sent_host = *host;
     if (!sent_host.empty()) add_line(lines, "Host", sent_host);
-    lines.append("X-Forwarded-For: ");
+    lines.append("X-Forwarded-For: "sv);
     if (!forwarded_more.empty()) {
         lines.append(forwarded_more);
-        lines.append(", ");
+        lines.append(", "sv);
     } else if (!forwarded_first.empty()) {
         lines.append(forwarded_first);
-        lines.append(", ");
+        lines.append(", "sv);
     }
     lines.append(request.remote_address);
-    lines.append("\r\nX-Forwarded-Proto: http\r\n");
+    lines.append("\r\nX-Forwarded-Proto: http\r\n"sv);
     if (!client_host.empty()) add_line(lines, "X-Forwarded-Host", client_host);
     add_line(lines, "X-Request-ID", request.context.request_id);
     add_line(lines, "traceparent", request.context.traceparent);
     if (upgrade) {
-        lines.append("Connection: Upgrade\r\n");
+        lines.append("Connection: Upgrade\r\n"sv);
         add_line(lines, "Upgrade", request.header("Upgrade"));
     } else if (request.body_stream) {
         // Forwarded as it arrives: with the client's length, else chunked.

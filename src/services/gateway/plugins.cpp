@@ -277,7 +277,7 @@ class JwtPlugin final : public Plugin {
     struct TokenHash {
         using is_transparent = void;
         std::size_t operator()(std::string_view token) const noexcept {
-            return std::hash<std::string_view>{}(token);
+            return auth::token_hash(token);
         }
     };
     static constexpr std::size_t kIdentityCacheEntries = 8192;
