@@ -27,6 +27,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <type_traits>
 
 #include "platform/http/head_text.h"
@@ -372,8 +373,9 @@ class StreamParser final : public bhttp::basic_parser<false> {
     }
     void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
                        error_code&) override {
-        headers_.emplace_back(std::string(name.data(), name.size()),
-                              std::string(value.data(), value.size()));
+        headers_.emplace_back(std::piecewise_construct,
+                              std::forward_as_tuple(name.data(), name.size()),
+                              std::forward_as_tuple(value.data(), value.size()));
     }
     void on_header_impl(error_code&) override {}
     void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}

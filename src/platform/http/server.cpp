@@ -31,6 +31,7 @@
 #include <limits>
 #include <list>
 #include <mutex>
+#include <tuple>
 
 #include "platform/http/head_text.h"
 #include "platform/http/send_now.h"
@@ -198,8 +199,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
     void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
                        beast::error_code&) override {
         if (streaming_) return;
-        request_.headers.emplace_back(std::string(name.data(), name.size()),
-                                      std::string(value.data(), value.size()));
+        request_.headers.emplace_back(std::piecewise_construct,
+                                      std::forward_as_tuple(name.data(), name.size()),
+                                      std::forward_as_tuple(value.data(), value.size()));
     }
     void on_header_impl(beast::error_code&) override {}
     void on_body_init_impl(const boost::optional<std::uint64_t>& length,

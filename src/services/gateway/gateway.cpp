@@ -104,6 +104,25 @@ bool lists_token(std::string_view value, std::string_view token) {
     return false;
 }
 
+// Whether a Connection value names headers beyond its usual options (keep-alive, close,
+// upgrade), which are hop-by-hop anyway: only then must each header be looked up in it.
+bool names_other_headers(std::string_view connection) {
+    std::size_t at = 0;
+    while (at < connection.size()) {
+        auto end = connection.find(',', at);
+        auto item = connection.substr(at, end == std::string_view::npos ? end : end - at);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (!item.empty() && !http::iequals(item, "keep-alive") && !http::iequals(item, "close") &&
+            !http::iequals(item, "upgrade")) {
+            return true;
+        }
+        if (end == std::string_view::npos) break;
+        at = end + 1;
+    }
+    return false;
+}
+
 bool is_idempotent(http::Method method, std::string_view text) {
     switch (method) {
         case http::Method::Get:
@@ -1068,13 +1087,14 @@ Response proxied_response(http::StreamedResponse&& result,
     response.content_type = {};
     response.headers.reserve(result.headers.size() + 4);
     const std::string upstream_connection(result.header("Connection"));
+    const bool named_by_connection = names_other_headers(upstream_connection);
     for (auto& [name, value] : result.headers) {
         if (result.status == 101 &&
             (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
             response.headers.emplace_back(std::move(name), std::move(value));
             continue;
         }
-        if (lists_token(upstream_connection, name)) continue;
+        if (named_by_connection && lists_token(upstream_connection, name)) continue;
         if (http::iequals(name, "Content-Length")) {
             response.headers.emplace_back(std::move(name), std::move(value));
             continue;
