@@ -23,7 +23,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -31,6 +30,7 @@
 #include <type_traits>
 
 #include "platform/http/head_text.h"
+#include "platform/http/parsing.h"
 #include "platform/http/send_now.h"
 
 namespace aether::platform::http {
@@ -355,12 +355,8 @@ class StreamParser final : public bhttp::basic_parser<false> {
     int status() const { return status_; }
     std::vector<std::pair<std::string, std::string>>& headers() { return headers_; }
 
-    // Where the body's next bytes go; body_room() is what is left of it after a read.
-    void set_body_buffer(char* data, std::size_t size) {
-        body_data_ = data;
-        body_room_ = size;
-    }
-    std::size_t body_room() const { return body_room_; }
+    // Where the body's next bytes go.
+    detail::BodyBuffer& body_buffer() { return body_; }
 
   private:
     void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
@@ -380,16 +376,7 @@ class StreamParser final : public bhttp::basic_parser<false> {
     void on_header_impl(error_code&) override {}
     void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
     std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
-        if (body_data_ == nullptr) {
-            ec = bhttp::error::need_buffer;
-            return 0;
-        }
-        const std::size_t taken = std::min(body_room_, body.size());
-        std::memcpy(body_data_, body.data(), taken);
-        body_data_ += taken;
-        body_room_ -= taken;
-        if (taken < body.size()) ec = bhttp::error::need_buffer;
-        return taken;
+        return body_.take(std::string_view(body.data(), body.size()), ec);
     }
     void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
     std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
@@ -400,8 +387,7 @@ class StreamParser final : public bhttp::basic_parser<false> {
 
     int status_ = 0;
     std::vector<std::pair<std::string, std::string>> headers_;
-    char* body_data_ = nullptr;
-    std::size_t body_room_ = 0;
+    detail::BodyBuffer body_;
 };
 
 struct HeadOutcome {
@@ -468,22 +454,6 @@ asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& 
     }
 }
 
-// Parses as much of a response head as the buffer holds. True when the head is complete or
-// failed (`ec`), false when more must be read.
-bool parse_head(StreamParser& parser, beast::flat_buffer& buffer, error_code& ec) {
-    while (!parser.is_header_done()) {
-        if (buffer.size() == 0) return false;
-        const std::size_t used = parser.put(buffer.data(), ec);
-        buffer.consume(used);
-        if (ec == bhttp::error::need_more) {
-            ec = {};
-            return false;
-        }
-        if (ec) return true;
-    }
-    return true;
-}
-
 template <class Stream>
 asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connection, HeadWatch& watch,
                                            const WireRequest& request, Clock::time_point deadline,
@@ -527,7 +497,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
         // Reads and parses in this loop rather than with Beast's read_header, whose layers of
         // composed operations cost more than the parse itself for a small answer.
         error_code read_ec;
-        while (!read_ec && !parse_head(*parser, buffer, read_ec)) {
+        while (!read_ec && !detail::parse_buffered_head(*parser, buffer, read_ec)) {
             const auto room = buffer.prepare(beast::read_size(buffer, 65536));
             error_code ec;
             std::size_t read = 0;
@@ -1181,7 +1151,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             if (!failure_.empty()) co_return unexpected(failure_);
             while (lease_) {
                 auto& connection = *lease_->connection();
-                parser_->set_body_buffer(chunk_.data(), chunk_.size());
+                parser_->body_buffer().set(chunk_.data(), chunk_.size());
                 connection.tcp().expires_after(read_timeout_);
                 error_code ec;
                 if (connection.tls) {
@@ -1204,7 +1174,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                    : "reading upstream body: " + ec.message();
                     co_return unexpected(failure_);
                 }
-                const std::size_t produced = chunk_.size() - parser_->body_room();
+                const std::size_t produced = chunk_.size() - parser_->body_buffer().room();
                 if (parser_->is_done()) finish();
                 if (produced > 0) co_return std::string_view(chunk_.data(), produced);
             }

@@ -26,7 +26,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <limits>
 #include <list>
@@ -34,6 +33,7 @@
 #include <tuple>
 
 #include "platform/http/head_text.h"
+#include "platform/http/parsing.h"
 #include "platform/http/send_now.h"
 #include "platform/telemetry/log.h"
 
@@ -178,11 +178,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
     // From here on the body goes to set_body_buffer's buffer, and trailer fields are dropped:
     // the handler already reads the headers.
     void stream_body() { streaming_ = true; }
-    void set_body_buffer(char* data, std::size_t size) {
-        body_data_ = data;
-        body_room_ = size;
-    }
-    std::size_t body_room() const { return body_room_; }
+    detail::BodyBuffer& body_buffer() { return body_; }
 
   private:
     void on_request_impl(bhttp::verb verb, beast::string_view method, beast::string_view target,
@@ -214,16 +210,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
             request_.body.append(body.data(), body.size());
             return body.size();
         }
-        if (body_data_ == nullptr) {
-            ec = bhttp::error::need_buffer;
-            return 0;
-        }
-        const std::size_t taken = std::min(body_room_, body.size());
-        std::memcpy(body_data_, body.data(), taken);
-        body_data_ += taken;
-        body_room_ -= taken;
-        if (taken < body.size()) ec = bhttp::error::need_buffer;
-        return taken;
+        return body_.take(std::string_view(body.data(), body.size()), ec);
     }
     void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
     std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
@@ -234,26 +221,8 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
     Request& request_;
     bool streaming_ = false;
-    char* body_data_ = nullptr;
-    std::size_t body_room_ = 0;
+    detail::BodyBuffer body_;
 };
-
-// Parses as much of a request head as the buffer holds. True when the head is complete or
-// failed (`ec`), false when more must be read. The head usually arrives whole with the first
-// read: parsed here, it costs no asynchronous operation, which would post its completion.
-bool parse_buffered_head(RequestParser& parser, beast::flat_buffer& buffer, beast::error_code& ec) {
-    while (!parser.is_header_done()) {
-        const std::size_t used = parser.put(buffer.data(), ec);
-        buffer.consume(used);
-        if (ec == bhttp::error::need_more) {
-            ec = {};
-            return false;
-        }
-        if (ec) return true;
-        if (used == 0) return false;
-    }
-    return true;
-}
 
 // A request body read from the client connection as the handler asks for it.
 class RequestBodyStream final : public BodySource {
@@ -276,7 +245,7 @@ class RequestBodyStream final : public BodySource {
                 failure_ = "the request is over: its body can no longer be read";
                 co_return unexpected(failure_);
             }
-            parser_->set_body_buffer(chunk_.data(), chunk_.size());
+            parser_->body_buffer().set(chunk_.data(), chunk_.size());
             // body_timeout bounds the whole body, as for buffered ones: a client trickling a
             // byte now and then must not hold the connection (and an upstream's) forever.
             connection_->expires_at(deadline_ns_);
@@ -291,7 +260,7 @@ class RequestBodyStream final : public BodySource {
                 co_return unexpected(failure_);
             }
             ended_ = parser_->is_done();
-            const std::size_t produced = chunk_.size() - parser_->body_room();
+            const std::size_t produced = chunk_.size() - parser_->body_buffer().room();
             if (produced > 0) co_return std::string_view(chunk_.data(), produced);
         }
         co_return std::string_view{};
@@ -381,18 +350,23 @@ class StreamTunnel final : public Tunnel {
     std::chrono::milliseconds idle_timeout_;
 };
 
-// The status line and headers of a response, in one buffer: cheaper than Beast's serializer on
-// this hot path, and our responses need nothing it adds (no chunking, no trailers).
-// Written into `head`, which the connection reuses: its capacity stays from one response to the
-// next.
-// Returns the number of lines written, the blank one included. `check_each`: leave out any
-// header whose name or value holds a line break (the caller finds one from the count of the
-// whole head).
 // An idle connection keeps an ordinary head's capacity, not an unusually large one's.
 void release_large_head(std::string& head) {
     if (head.capacity() > 8 * 1024) std::string().swap(head);
 }
 
+// The head and, unless it streams or answers HEAD, the body of an answer, as written.
+std::array<asio::const_buffer, 2> answer_buffers(const std::string& head, const Response& response,
+                                                 bool inline_body) {
+    return {asio::buffer(head), inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
+}
+
+// The status line and headers of a response, in one buffer: cheaper than Beast's serializer on
+// this hot path, and our responses need nothing it adds (no chunking, no trailers).
+// Written into `head`, which the connection reuses: its capacity stays from one response to the
+// next. Returns the number of lines written, the blank one included. `check_each`: leave out
+// any header whose name or value holds a line break (the caller finds one from the count of the
+// whole head).
 std::size_t write_response_head(std::string& head, const Response& response, BodyFraming framing,
                                 bool close, bool http10, bool check_each) {
     head.clear();
@@ -460,10 +434,8 @@ PendingWrite Server::State::begin_write(Connection& connection, const Response& 
     pending.inline_body = !head_request && !response.body_source;
     pending.body_source = response.body_source && !no_body;
     pending.total = head.size() + (pending.inline_body ? response.body.size() : 0);
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), pending.inline_body
-                                                                      ? asio::buffer(response.body)
-                                                                      : asio::const_buffer{}};
-    auto rest = detail::send_now(connection.socket, buffers, pending.error);
+    auto rest = detail::send_now(
+        connection.socket, answer_buffers(head, response, pending.inline_body), pending.error);
     pending.sent = pending.total - beast::buffer_bytes(rest);
     if (pending.complete()) release_large_head(head);
     return pending;
@@ -473,10 +445,8 @@ asio::awaitable<bool> Server::State::finish_write(Connection& connection, Respon
                                                   PendingWrite pending) {
     std::string& head = connection.response_head;
     if (!pending.error && pending.sent < pending.total) {
-        std::array<asio::const_buffer, 2> buffers{
-            asio::buffer(head),
-            pending.inline_body ? asio::buffer(response.body) : asio::const_buffer{}};
-        beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(buffers);
+        beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(
+            answer_buffers(head, response, pending.inline_body));
         rest.consume(pending.sent);
         connection.expires_after(options.write_timeout);
         auto [write_ec, written] = co_await asio::async_write(connection.socket, rest, kNoThrow);
@@ -589,7 +559,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         connection->expires_after(options.header_timeout);
         first = false;
         beast::error_code header_ec;
-        if (!parse_buffered_head(parser, buffer, header_ec)) {
+        if (!detail::parse_buffered_head(parser, buffer, header_ec)) {
             auto [read_ec, header_bytes] =
                 co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
             (void)header_bytes;
