@@ -159,14 +159,6 @@ bool parse_target(std::string_view tail, std::string& target) {
     return true;
 }
 
-std::optional<Url> parse_url(std::string_view url) {
-    auto split = split_url(url);
-    if (!split) return std::nullopt;
-    auto out = parse_origin(split->origin);
-    if (!out || !parse_target(split->tail, out->target)) return std::nullopt;
-    return out;
-}
-
 bool is_ip_literal(const std::string& host) {
     error_code ec;
     asio::ip::make_address(host, ec);
@@ -622,6 +614,11 @@ struct HeaderFacts {
     }
 };
 
+// True when neither the name nor the value of a header holds a CR or LF.
+bool without_line_break(std::string_view name, std::string_view value) {
+    return !has_line_break(name) && !has_line_break(value);
+}
+
 // Calls on_header(name, value) for each line "Name: value\r\n" a caller wrote; the number of
 // lines, or why they cannot be sent: an empty line (which would end the head early), one without
 // a name, or one on_header refuses (returns false for). A lone CR or LF inside a line is the
@@ -904,8 +901,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         }
         auto added = each_header_line(request.header_lines,
                                       [&](std::string_view name, std::string_view value) {
-                                          if (has_line_break(name) || has_line_break(value))
-                                              return false;
+                                          if (!without_line_break(name, value)) return false;
                                           message.insert(name, value);
                                           return true;
                                       });
@@ -931,9 +927,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             return error(ClientError::ProtocolError, "invalid method");
         }
         for (const auto& [name, value] : request.headers) {
-            if (has_line_break(name) || has_line_break(value)) {
+            if (!without_line_break(name, value)) {
                 return error(ClientError::ProtocolError, "invalid header " + name);
             }
+        }
+        if (auto lines = each_header_line(request.header_lines, without_line_break); !lines) {
+            return std::move(lines).error();
         }
         return error(ClientError::ProtocolError, "invalid header User-Agent");
     }
@@ -1067,7 +1066,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<Result> send_impl(ClientRequest request) {
         auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
         auto deadline = Clock::now() + timeout;
-        auto url = parse_url(request.url);
+        auto url = url_of(request.url);
         if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
         if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
         auto built = build_message(request, *url);
@@ -1283,13 +1282,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         auto prepared = std::make_unique<PreparedRequest>();
         prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         prepared->deadline = Clock::now() + timeout;
-        auto split = split_url(request.url);
-        const Url* origin = split ? known_origin(split->origin) : nullptr;
-        if (origin == nullptr) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
-        prepared->url = *origin;
-        if (!parse_target(split->tail, prepared->url.target)) {
-            return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
-        }
+        auto url = url_of(request.url);
+        if (!url) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        prepared->url = std::move(*url);
         if (closed_) return unexpected(error(ClientError::Closed, "client closed"));
         auto built = build_wire(request, prepared->url);
         if (!built) return unexpected(std::move(built).error());
@@ -1298,6 +1293,17 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         prepared->retry_allowed = prepared->wire.idempotent && !prepared->wire.body_stream &&
                                   request.replay_on_stale_connection;
         return prepared;
+    }
+
+    // The parsed URL; nullopt when it is invalid. Its origin comes from known_origin, so only
+    // the target is parsed per request.
+    std::optional<Url> url_of(std::string_view text) const {
+        auto split = split_url(text);
+        const Url* origin = split ? known_origin(split->origin) : nullptr;
+        if (origin == nullptr) return std::nullopt;
+        std::optional<Url> url(*origin);
+        if (!parse_target(split->tail, url->target)) return std::nullopt;
+        return url;
     }
 
     // The parsed origin ("scheme://authority") of a URL; null when it is invalid. A proxy sends

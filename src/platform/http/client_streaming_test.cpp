@@ -525,6 +525,23 @@ TEST_F(HttpClientStreamingTest, HeaderLinesAreSentAsWrittenAndDecideTheFraming) 
     EXPECT_EQ(client.stats().idle_connections, 0u);
 }
 
+TEST_F(HttpClientStreamingTest, AStrayLineBreakInHeaderLinesIsRefusedNamingItsLine) {
+    Upstream upstream(io_, serve_keep_alive);
+    HttpClient client(io_.get_executor());
+    for (const auto& [lines, culprit] : std::vector<std::pair<std::string, std::string>>{
+             {"X-Fine: 1\r\nX-A: a\rb\r\n", "X-A: a\rb"},
+             {"X-Fine: 1\r\nX-B: a\nX-Smuggled: 1\r\n", "X-B: a\nX-Smuggled: 1"}}) {
+        ClientRequest request = get(upstream.url("/lines"));
+        request.header_lines = lines;
+        auto refused = send_now(io_, client, request);
+        ASSERT_FALSE(refused) << culprit;
+        EXPECT_EQ(refused.error().kind, ClientError::ProtocolError);
+        EXPECT_EQ(refused.error().message, "invalid header line " + culprit);
+        EXPECT_FALSE(refused.error().request_sent);
+    }
+    EXPECT_EQ(upstream.accepted(), 0);
+}
+
 TEST_F(HttpClientStreamingTest, SmallBodyThatCameWithTheHeadIsGivenWhole) {
     Upstream upstream(io_, serve_keep_alive);
     HttpClient client(io_.get_executor());
