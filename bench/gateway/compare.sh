@@ -27,36 +27,11 @@ done
 $python -c 'import jwt' 2>/dev/null || { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
 (( $(nproc) >= 2 )) || { echo "needs 2 cores (wrk on core 0, the proxy on core 1)" >&2; exit 2; }
 
-work=$(mktemp -d)
-chmod 755 "$work"  # nginx's workers run as nobody when started by root
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$here/common.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-export AETHER_AUTH_JWT_SECRET=bench-gateway-secret-bench-gateway-secret-0123456789
 access_log=off
 [[ ${ACCESS_LOG:-0} == 1 ]] && access_log=/dev/null
-
-free_port() {
-  $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-render() {  # template output KEY=VALUE...
-  local template=$1 output=$2 args=()
-  shift 2
-  for pair in "$@"; do args+=(-e "s|@${pair%%=*}@|${pair#*=}|g"); done
-  sed "${args[@]}" "$template" >"$output"
-  if grep -q '@[A-Z_]*@' "$output"; then
-    echo "unreplaced placeholder in $output" >&2
-    return 1
-  fi
-}
 
 wait_http() {  # port pid log: until anything answers HTTP on the port
   for _ in $(seq 1 200); do
@@ -98,19 +73,7 @@ print_rows() {  # labels...: rps, p50, p99 and the ratio to nginx's rps
 : >"$work/results"
 echo "== setup: load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews everything) =="
 
-# nginx's temp paths inside the run dir, for the modules this build has (nginx-light lacks some).
-{
-  echo "client_body_temp_path $work/client_body;"
-  for module in proxy fastcgi scgi uwsgi; do
-    $nginx -V 2>&1 | grep -q -- "--http-$module-temp-path" && echo "${module}_temp_path $work/$module;"
-  done
-} >"$work/temp-paths.conf"
-
-upstream_port=$(free_port)
-render "$here/nginx-upstream.conf.in" "$work/upstream.conf" PORT="$upstream_port" RUN_DIR="$work"
-taskset -c 0 $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
-  >"$work/upstream.out" 2>&1 &
-pids+=($!)
+start_upstream
 wait_http "$upstream_port" "${pids[-1]}" "$work/upstream.out"
 expect_ok "http://127.0.0.1:$upstream_port/"
 
@@ -132,15 +95,7 @@ else
     "measuring the upstream and nginx only"
 fi
 
-token=$($python - <<'PY'
-import os, time, uuid
-import jwt
-now = int(time.time())
-claims = {"sub": str(uuid.uuid4()), "email": "bench@example.com", "type": "access", "iat": now,
-          "exp": now + 3600, "jti": uuid.uuid4().hex, "roles": ["user"], "permissions": []}
-print(jwt.encode(claims, os.environ["AETHER_AUTH_JWT_SECRET"], algorithm="HS256"))
-PY
-)
+token=$(mint_token)
 auth=(-H "Authorization: Bearer $token")
 
 declare -A gateway_pid gateway_port

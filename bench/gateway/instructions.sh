@@ -21,38 +21,21 @@ done
 [[ -x $nginx ]] || { echo "nginx missing: scripts/bootstrap (package nginx-light)" >&2; exit 2; }
 [[ $target == nginx || -x $aether ]] || { echo "build first: make build (no $aether)" >&2; exit 2; }
 case $target in gateway | plugins | nginx) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
+[[ $target != plugins ]] || $python -c 'import jwt' 2>/dev/null ||
+  { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
 
-work=$(mktemp -d)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-upstream_port=$(free_port)
+source "$here/common.sh"
+start_upstream
 proxy_port=$(free_port)
-printf 'client_body_temp_path %s/cb; proxy_temp_path %s/p; fastcgi_temp_path %s/f; scgi_temp_path %s/s; uwsgi_temp_path %s/u;\n' \
-  "$work" "$work" "$work" "$work" "$work" >"$work/temp-paths.conf"
-sed -e "s|@PORT@|$upstream_port|g; s|@RUN_DIR@|$work|g" "$here/nginx-upstream.conf.in" >"$work/upstream.conf"
-taskset -c 0 "$nginx" -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" >/dev/null 2>&1 &
-pids+=($!)
 
-export AETHER_AUTH_JWT_SECRET=bench-gateway-secret-bench-gateway-secret-0123456789
 auth=()
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
 case $target in
   nginx)
     # One process: the worker is the one measured.
-    sed -e "s|@PORT@|$proxy_port|g; s|@UPSTREAM_PORT@|$upstream_port|g; s|@RUN_DIR@|$work|g" \
-      -e "s|@ACCESS_LOG@|off|g" -e 's|^daemon off;|daemon off;\nmaster_process off;|' \
-      "$here/nginx-proxy.conf.in" >"$work/proxy.conf"
+    render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" \
+      UPSTREAM_PORT="$upstream_port" RUN_DIR="$work" ACCESS_LOG=off
+    sed -i 's|^daemon off;|daemon off;\nmaster_process off;|' "$work/proxy.conf"
     taskset -c 1 "${callgrind[@]}" "$nginx" -p "$work" -e "$work/proxy-error.log" \
       -c "$work/proxy.conf" >/dev/null 2>"$work/proxy.err" &
     ;;
@@ -60,15 +43,10 @@ case $target in
     variant=plain
     if [[ $target == plugins ]]; then
       variant=plugins
-      token=$($python -c '
-import os, time, uuid, jwt
-now = int(time.time())
-print(jwt.encode({"sub": str(uuid.uuid4()), "email": "bench@example.com", "type": "access",
-                  "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex, "roles": ["user"],
-                  "permissions": []}, os.environ["AETHER_AUTH_JWT_SECRET"], algorithm="HS256"))')
+      token=$(mint_token)
       auth=(-H "Authorization: Bearer $token")
     fi
-    sed -e "s|@UPSTREAM_PORT@|$upstream_port|g" "$here/gateway-$variant.yaml.in" >"$work/gateway.yaml"
+    render "$here/gateway-$variant.yaml.in" "$work/gateway.yaml" UPSTREAM_PORT="$upstream_port"
     env -i PATH="$PATH" HOME="$HOME" AETHER_GATEWAY_CONFIG="$work/gateway.yaml" \
       AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" AETHER_LOG_ACCESS=false \
       AETHER_HTTP_IO_THREADS=1 AETHER_BLOCKING_THREADS=1 \

@@ -1,0 +1,66 @@
+# Shared by bench/gateway/compare.sh and instructions.sh (sourced, not run): the run directory
+# and its cleanup, free ports, template rendering, the nginx upstream and the bench's JWT.
+# Expects $nginx and $python set by the caller.
+
+# A temporary run directory; every pid added to `pids` is killed and the directory removed on
+# exit (Ctrl-C included).
+work=$(mktemp -d)
+chmod 755 "$work"  # nginx's workers run as nobody when started by root
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export AETHER_AUTH_JWT_SECRET=bench-gateway-secret-bench-gateway-secret-0123456789
+
+free_port() {
+  $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+render() {  # template output KEY=VALUE...
+  local template=$1 output=$2 args=()
+  shift 2
+  for pair in "$@"; do args+=(-e "s|@${pair%%=*}@|${pair#*=}|g"); done
+  sed "${args[@]}" "$template" >"$output"
+  if grep -q '@[A-Z_]*@' "$output"; then
+    echo "unreplaced placeholder in $output" >&2
+    return 1
+  fi
+}
+
+# nginx's temp paths inside the run dir, for the modules this build has (nginx-light lacks some).
+write_temp_paths() {
+  {
+    echo "client_body_temp_path $work/client_body;"
+    for module in proxy fastcgi scgi uwsgi; do
+      $nginx -V 2>&1 | grep -q -- "--http-$module-temp-path" && echo "${module}_temp_path $work/$module;"
+    done
+  } >"$work/temp-paths.conf"
+}
+
+# The upstream every target proxies to: nginx answering a fixed JSON, on core 0. Sets
+# upstream_port; its output goes to $work/upstream.out.
+start_upstream() {
+  write_temp_paths
+  upstream_port=$(free_port)
+  render "$here/nginx-upstream.conf.in" "$work/upstream.conf" PORT="$upstream_port" RUN_DIR="$work"
+  taskset -c 0 $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
+    >"$work/upstream.out" 2>&1 &
+  pids+=($!)
+}
+
+# An HS256 access token for the jwt plugin, valid for an hour.
+mint_token() {
+  $python - <<'PY'
+import os, time, uuid
+import jwt
+now = int(time.time())
+claims = {"sub": str(uuid.uuid4()), "email": "bench@example.com", "type": "access", "iat": now,
+          "exp": now + 3600, "jti": uuid.uuid4().hex, "roles": ["user"], "permissions": []}
+print(jwt.encode(claims, os.environ["AETHER_AUTH_JWT_SECRET"], algorithm="HS256"))
+PY
+}
