@@ -25,6 +25,9 @@ def env(module_processes, tmp_path_factory):
                 ("Keep-Alive", "timeout=5"),
                 ("Proxy-Authenticate", "Basic"),
                 ("X-End-To-End", "kept"),
+                # Headers the gateway sets itself: its own value replaces the upstream's.
+                ("x-ratelimit-limit", "999"),
+                ("X-Request-ID", "upstream-chosen-id"),
             ],
         )
     )
@@ -73,6 +76,13 @@ services:
     routes:
       - name: hoppy
         paths: [/hoppy]
+      - name: hoppy-limited
+        paths: [/hoppy-limited]
+        plugins:
+          - name: rate-limiting
+            config:
+              minute: 1000
+              limit_by: ip
 """
     gateway = module_processes.add(Gateway(tmp_path_factory.mktemp("gw-routing"), config)).start()
     return {"gateway": gateway, "alpha": alpha, "beta": beta, "hoppy": hoppy}
@@ -199,6 +209,25 @@ def test_hop_by_hop_response_headers_are_not_forwarded(env):
     # Named by the upstream's Connection header, so hop-by-hop too (RFC 9110 §7.6.1).
     assert "X-Hop-Secret" not in response.headers, response.headers
     assert "x-hop-secret" not in response.headers.get("Connection", "").lower()
+
+
+def test_gateway_headers_replace_the_upstreams_own(env):
+    sent_id = "client-request-0001"
+    for path, limited in (("/hoppy/x", False), ("/hoppy-limited/x", True)):
+        response = requests.get(
+            env["gateway"].url(path), headers={"X-Request-ID": sent_id}, timeout=10
+        )
+        assert response.status_code == 200
+        raw = response.raw.headers
+        # Once each, with the gateway's value: the request's id, not the upstream's.
+        assert raw.getlist("X-Request-ID") == [sent_id], raw
+        assert response.headers["X-End-To-End"] == "kept"
+        if limited:
+            assert raw.getlist("X-RateLimit-Limit") == ["1000"], raw
+            assert int(response.headers["X-RateLimit-Remaining"]) < 1000
+            assert int(response.headers["X-RateLimit-Reset"]) >= 0
+        else:
+            assert raw.getlist("X-RateLimit-Limit") == ["999"], raw
 
 
 def test_x_forwarded_headers(env):

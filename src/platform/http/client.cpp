@@ -345,7 +345,7 @@ asio::awaitable<ExchangeOutcome> exchange(Stream& stream, beast::tcp_stream& tcp
 class StreamParser final : public bhttp::basic_parser<false> {
   public:
     int status() const { return status_; }
-    std::vector<std::pair<std::string, std::string>>& headers() { return headers_; }
+    HeaderLines& header_lines() { return lines_; }
 
     // Where the body's next bytes go.
     detail::BodyBuffer& body_buffer() { return body_; }
@@ -357,13 +357,12 @@ class StreamParser final : public bhttp::basic_parser<false> {
     }
     void on_response_impl(int code, beast::string_view, int, error_code&) override {
         status_ = code;
-        headers_.reserve(12);
+        lines_.reserve(256);
     }
     void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
                        error_code&) override {
-        headers_.emplace_back(std::piecewise_construct,
-                              std::forward_as_tuple(name.data(), name.size()),
-                              std::forward_as_tuple(value.data(), value.size()));
+        lines_.append_parsed(std::string_view(name.data(), name.size()),
+                             std::string_view(value.data(), value.size()));
     }
     void on_header_impl(error_code&) override {}
     void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -378,7 +377,7 @@ class StreamParser final : public bhttp::basic_parser<false> {
     void on_finish_impl(error_code&) override {}
 
     int status_ = 0;
-    std::vector<std::pair<std::string, std::string>> headers_;
+    HeaderLines lines_;
     detail::BodyBuffer body_;
 };
 
@@ -541,10 +540,7 @@ std::string_view ClientResponse::header(std::string_view name) const {
 }
 
 std::string_view StreamedResponse::header(std::string_view name) const {
-    for (const auto& [key, value] : headers) {
-        if (iequals(key, name)) return value;
-    }
-    return {};
+    return header_lines.find(name);
 }
 
 std::string_view to_string(ClientError::Kind kind) {
@@ -1344,7 +1340,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         auto& connection = *lease.connection();
         StreamedResponse response;
         response.status = parser->status();
-        response.headers = std::move(parser->headers());
+        response.header_lines = std::move(parser->header_lines());
         if (response.status == 101 && prepared.wire.upgrade) {
             response.upgraded = std::make_shared<UpstreamTunnel>(
                 shared_from_this(), std::move(lease), prepared.read_timeout);

@@ -59,7 +59,9 @@ struct ClientResponse {
 // whatever the body's size, and Server-Sent Events arrive as they are sent.
 struct StreamedResponse {
     int status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
+    // As the upstream sent them, one line each: a proxy passes them on without a pair of
+    // strings per header.
+    HeaderLines header_lines;
     // Never null except after an upgrade or with complete_body; reading it to the end returns
     // the connection to the pool, dropping it part-way closes the connection.
     std::shared_ptr<BodySource> body;

@@ -353,7 +353,9 @@ class HttpClientStreamingTest : public testing::Test {
 
 TEST(StreamedResponse, HeaderLookupIsCaseInsensitive) {
     StreamedResponse response;
-    response.headers = {{"Content-Type", "text/plain"}, {"X-A", "1"}, {"x-a", "2"}};
+    response.header_lines.append("Content-Type", "text/plain");
+    response.header_lines.append("X-A", "1");
+    response.header_lines.append("x-a", "2");
     EXPECT_EQ(response.header("content-type"), "text/plain");
     EXPECT_EQ(response.header("X-A"), "1");
     EXPECT_EQ(response.header("missing"), "");

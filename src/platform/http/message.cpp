@@ -3,8 +3,14 @@
 
 #include <array>
 #include <cctype>
+#include <cstring>
+
+#include "platform/http/head_text.h"
 
 namespace aether::platform::http {
+
+using namespace std::string_view_literals;
+
 namespace {
 
 constexpr std::array<std::pair<Method, std::string_view>, 7> kMethods{{
@@ -117,15 +123,104 @@ Response Response::text(int status, std::string body, std::string_view content_t
     return response;
 }
 
-Response& Response::set_header(std::string name, std::string value) {
-    for (auto& [key, existing] : headers) {
-        if (iequals(key, name)) {
-            existing = std::move(value);
-            return *this;
-        }
-    }
-    headers.emplace_back(std::move(name), std::move(value));
+Response& Response::set_header(std::string_view name, std::string_view value) {
+    std::erase_if(headers, [name](const auto& header) { return iequals(header.first, name); });
+    header_lines.erase(name);
+    header_lines.append(name, value);
     return *this;
+}
+
+Response& Response::set_headers(const HeaderLines& lines) {
+    if (lines.empty()) return *this;
+    std::erase_if(headers, [&lines](const auto& header) { return lines.contains(header.first); });
+    header_lines.keep_if(
+        [&lines](std::string_view name, std::string_view) { return !lines.contains(name); });
+    header_lines.append(lines);
+    return *this;
+}
+
+std::string_view Response::header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+        if (iequals(key, name)) return value;
+    }
+    return header_lines.find(name);
+}
+
+bool HeaderLines::append(std::string_view name, std::string_view value) {
+    if (name.empty() || name.find(':') != std::string_view::npos || detail::has_line_break(name) ||
+        detail::has_line_break(value)) {
+        return false;
+    }
+    append_parsed(name, value);
+    return true;
+}
+
+void HeaderLines::append_parsed(std::string_view name, std::string_view value) {
+    // Grown once and written in place: four appends cost twice as much, for every header.
+    const std::size_t at = text_.size();
+    text_.resize(at + name.size() + value.size() + 4);
+    char* line = text_.data() + at;
+    std::memcpy(line, name.data(), name.size());
+    line += name.size();
+    *line++ = ':';
+    *line++ = ' ';
+    if (!value.empty()) std::memcpy(line, value.data(), value.size());
+    line += value.size();
+    *line++ = '\r';
+    *line = '\n';
+    note_line(text_.size(), name.size());
+}
+
+void HeaderLines::append(const HeaderLines& other) {
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < other.count_; ++i) {
+        const Line line = other.line_at(i, at);
+        text_.append(other.text_, at, line.length);
+        note_line(text_.size(), line.name.size());
+        at += line.length;
+    }
+}
+
+void HeaderLines::note_line(std::size_t end, std::size_t name_size) {
+    if (indexed_ == count_ && indexed_ < kIndexed && end < (std::size_t{1} << kEndBits) &&
+        name_size < (std::size_t{1} << (32 - kEndBits))) {
+        index_[indexed_++] = static_cast<std::uint32_t>(end | (name_size << kEndBits));
+    }
+    ++count_;
+}
+
+std::size_t HeaderLines::scan_end(std::size_t at, std::size_t& name_size) const {
+    // Lines are "name: value\r\n" with no ':' in the name and no CR inside.
+    const std::string_view text(text_);
+    name_size = text.find(':', at) - at;
+    return text.find('\r', at + name_size) + 2;
+}
+
+std::optional<HeaderLines::Line> HeaderLines::line_named(std::string_view name) const {
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < count_; ++i) {
+        const Line line = line_at(i, at);
+        if (iequals(line.name, name)) return line;
+        at += line.length;
+    }
+    return std::nullopt;
+}
+
+std::string_view HeaderLines::find(std::string_view name) const {
+    const auto line = line_named(name);
+    return line ? line->value : std::string_view();
+}
+
+bool HeaderLines::contains(std::string_view name) const {
+    return line_named(name).has_value();
+}
+
+std::size_t HeaderLines::erase(std::string_view name) {
+    if (!contains(name)) return 0;  // reading costs less than rewriting
+    const std::size_t before = count_;
+    keep_if(
+        [name](std::string_view line_name, std::string_view) { return !iequals(line_name, name); });
+    return before - count_;
 }
 
 }  // namespace aether::platform::http

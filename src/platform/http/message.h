@@ -1,6 +1,7 @@
 // The request and response types every handler sees; free of Beast so services compile fast.
 #pragma once
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,120 @@ inline bool iequals(std::string_view a, std::string_view b) {
 
 // Case-insensitive lookup; the empty view when the header is absent.
 std::string_view find_header(const HeaderList& headers, std::string_view name);
+
+// Headers held as the text they are sent as, one "Name: value\r\n" line each: a proxy passes
+// an upstream's headers on, and a plugin adds its own, without a pair of strings per header
+// (each pair is moved several times, and a long name or value is on the heap). A name or value
+// holding CR or LF is refused, so the text always splits back into the lines appended.
+class HeaderLines {
+  public:
+    HeaderLines() = default;
+    HeaderLines(const HeaderLines&) = default;
+    HeaderLines& operator=(const HeaderLines&) = default;
+    // A moved-from list is empty, and usable again.
+    HeaderLines(HeaderLines&& other) noexcept
+        : text_(std::move(other.text_)),
+          count_(std::exchange(other.count_, 0)),
+          indexed_(std::exchange(other.indexed_, 0)),
+          index_(other.index_) {
+        other.text_.clear();
+    }
+    HeaderLines& operator=(HeaderLines&& other) noexcept {
+        text_ = std::move(other.text_);
+        other.text_.clear();
+        count_ = std::exchange(other.count_, 0);
+        indexed_ = std::exchange(other.indexed_, 0);
+        index_ = other.index_;
+        return *this;
+    }
+
+    // False, and nothing appended, when the name is empty or holds ':', or either holds CR/LF.
+    bool append(std::string_view name, std::string_view value);
+    // append() for a field a parser read: it already refused those, so they are not looked for.
+    void append_parsed(std::string_view name, std::string_view value);
+    // Appends all of `other`'s lines.
+    void append(const HeaderLines& other);
+    // The value of the first line named `name` (ASCII case-insensitive); "" when there is none.
+    std::string_view find(std::string_view name) const;
+    bool contains(std::string_view name) const;
+    // Removes every line named `name`; returns how many there were.
+    std::size_t erase(std::string_view name);
+    // Keeps the lines for which keep(name, value) is true, in order.
+    template <class Keep>
+    void keep_if(Keep&& keep) {
+        std::size_t read = 0;
+        std::size_t write = 0;
+        // The index is rewritten as lines are kept: entry k <= i, after line i was read.
+        const std::size_t lines = count_;
+        const std::size_t indexed = indexed_;
+        count_ = 0;
+        indexed_ = 0;
+        for (std::size_t i = 0; i < lines; ++i) {
+            const Line line = line_at(i, read, indexed);
+            if (keep(line.name, line.value)) {
+                if (write != read) {
+                    std::char_traits<char>::move(text_.data() + write, text_.data() + read,
+                                                 line.length);
+                }
+                write += line.length;
+                note_line(write, line.name.size());
+            }
+            read += line.length;
+        }
+        text_.resize(write);
+    }
+    // Calls visit(name, value) for every line, in order.
+    template <class Visit>
+    void each(Visit&& visit) const {
+        std::size_t at = 0;
+        for (std::size_t i = 0; i < count_; ++i) {
+            const Line line = line_at(i, at);
+            visit(line.name, line.value);
+            at += line.length;
+        }
+    }
+    std::string_view text() const { return text_; }
+    std::size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+    void reserve(std::size_t bytes) { text_.reserve(bytes); }
+
+  private:
+    struct Line {
+        std::string_view name;
+        std::string_view value;
+        std::size_t length;  // the CRLF included
+    };
+    // Line `i`, which starts at offset `at`; `indexed`: how many lines the index holds.
+    Line line_at(std::size_t i, std::size_t at, std::size_t indexed) const {
+        std::size_t name_size = 0;
+        std::size_t end = 0;
+        if (i < indexed) {
+            end = index_[i] & ((std::uint32_t{1} << kEndBits) - 1);
+            name_size = index_[i] >> kEndBits;
+        } else {
+            end = scan_end(at, name_size);
+        }
+        const char* line = text_.data() + at;
+        return Line{std::string_view(line, name_size),
+                    std::string_view(line + name_size + 2, end - at - name_size - 4), end - at};
+    }
+    // Where the unindexed line at `at` ends, and its name's length.
+    std::size_t scan_end(std::size_t at, std::size_t& name_size) const;
+    Line line_at(std::size_t i, std::size_t at) const { return line_at(i, at, indexed_); }
+    // Counts a line just written, ending at `end`, in the index when it fits there.
+    void note_line(std::size_t end, std::size_t name_size);
+    std::optional<Line> line_named(std::string_view name) const;
+
+    // Where each of the first lines ends and how long its name is (end in the low 20 bits, the
+    // name's length above), so that finding, filtering and visiting read no text. Lines past
+    // the index, or too long for it, are scanned; once one is, so are all after it.
+    static constexpr std::size_t kIndexed = 24;
+    static constexpr std::uint32_t kEndBits = 20;
+    std::string text_;
+    std::size_t count_ = 0;
+    std::size_t indexed_ = 0;  // lines [0, indexed_) are in index_
+    std::array<std::uint32_t, kIndexed> index_{};
+};
 
 // Decodes %XX and '+' of an application/x-www-form-urlencoded component; nullopt when malformed.
 std::optional<std::string> url_decode(std::string_view encoded);
@@ -118,6 +233,9 @@ class Tunnel {
 struct Response {
     int status = 200;
     HeaderList headers;
+    // More headers, already as lines: a proxied upstream's, and those set_header sets. Sent
+    // after `headers`.
+    HeaderLines header_lines;
     std::string body;
     // Static text (a literal): the response does not own it. A std::string would put
     // "application/json", one byte past the small-string buffer, on the heap for every response.
@@ -136,8 +254,12 @@ struct Response {
     static Response json(int status, std::string body);
     static Response text(int status, std::string body,
                          std::string_view content_type = "text/plain");
-    Response& set_header(std::string name, std::string value);
-    std::string_view header(std::string_view name) const { return find_header(headers, name); }
+    // Replaces every header of that name (in `headers` and `header_lines`) with one line. A name
+    // or value holding CR or LF sets nothing (the old header is still removed).
+    Response& set_header(std::string_view name, std::string_view value);
+    // set_header for each of `lines`, in one pass.
+    Response& set_headers(const HeaderLines& lines);
+    std::string_view header(std::string_view name) const;
 };
 
 }  // namespace aether::platform::http

@@ -50,10 +50,133 @@ TEST(HeaderTest, ResponseSetHeaderReplacesCaseInsensitively) {
     Response response;
     response.set_header("Vary", "Origin");
     response.set_header("vary", "Accept");
-    ASSERT_EQ(response.headers.size(), 1u);
+    EXPECT_EQ(response.header_lines.size(), 1u);
     EXPECT_EQ(response.header("VARY"), "Accept");
     response.set_header("ETag", "\"1\"");
-    EXPECT_EQ(response.headers.size(), 2u);
+    EXPECT_EQ(response.header_lines.text(), "vary: Accept\r\nETag: \"1\"\r\n");
+}
+
+TEST(HeaderTest, ResponseSetHeaderReplacesListedHeadersAndLines) {
+    Response response;
+    response.headers = {{"X-Request-ID", "upstream"}, {"Cache-Control", "no-store"}};
+    response.header_lines.append("x-request-id", "also-upstream");
+    response.header_lines.append("Server", "up");
+    response.set_header("X-Request-ID", "ours");
+    ASSERT_EQ(response.headers.size(), 1u);
+    EXPECT_EQ(response.headers[0].first, "Cache-Control");
+    EXPECT_EQ(response.header_lines.text(), "Server: up\r\nX-Request-ID: ours\r\n");
+    EXPECT_EQ(response.header("x-request-id"), "ours");
+    EXPECT_EQ(response.header("cache-control"), "no-store");
+}
+
+TEST(HeaderTest, ResponseSetHeaderWithALineBreakSetsNothingAndRemovesTheOld) {
+    Response response;
+    response.set_header("X-A", "1");
+    response.set_header("X-A", "2\r\nX-Injected: yes");
+    response.set_header("X-B\n", "3");
+    EXPECT_TRUE(response.header_lines.empty());
+    EXPECT_EQ(response.header("X-A"), "");
+    EXPECT_EQ(response.header("X-Injected"), "");
+}
+
+TEST(HeaderTest, ResponseSetHeadersReplacesEachNameOnce) {
+    Response response;
+    response.headers = {{"X-RateLimit-Limit", "1"}};
+    response.header_lines.append("x-ratelimit-remaining", "9");
+    response.header_lines.append("Server", "up");
+    HeaderLines plugin;
+    plugin.append("X-RateLimit-Limit", "60");
+    plugin.append("X-RateLimit-Remaining", "59");
+    response.set_headers(plugin);
+    EXPECT_TRUE(response.headers.empty());
+    EXPECT_EQ(response.header_lines.text(),
+              "Server: up\r\nX-RateLimit-Limit: 60\r\nX-RateLimit-Remaining: 59\r\n");
+    EXPECT_EQ(response.header_lines.size(), 3u);
+}
+
+TEST(HeaderLinesTest, RefusesWhatWouldNotSplitBack) {
+    HeaderLines lines;
+    EXPECT_FALSE(lines.append("", "v"));
+    EXPECT_FALSE(lines.append("X:Y", "v"));
+    EXPECT_FALSE(lines.append("X-A\r", "v"));
+    EXPECT_FALSE(lines.append("X-A", "v\n"));
+    EXPECT_FALSE(lines.append("X-A", "v\rX-B: w"));
+    EXPECT_TRUE(lines.empty());
+    EXPECT_EQ(lines.text(), "");
+    EXPECT_TRUE(lines.append("X-A", "a: b"));  // a colon in a value is fine
+    EXPECT_TRUE(lines.append("X-Empty", ""));
+    EXPECT_EQ(lines.text(), "X-A: a: b\r\nX-Empty: \r\n");
+    EXPECT_EQ(lines.find("x-a"), "a: b");
+    EXPECT_TRUE(lines.contains("X-EMPTY"));
+    EXPECT_EQ(lines.find("X-Empty"), "");
+    EXPECT_FALSE(lines.contains("X-Missing"));
+}
+
+TEST(HeaderLinesTest, EraseAndKeepIfKeepTheOrderOfWhatStays) {
+    HeaderLines lines;
+    lines.append("A", "1");
+    lines.append("b", "2");
+    lines.append("B", "3");
+    lines.append("C", "4");
+    EXPECT_EQ(lines.erase("B"), 2u);
+    EXPECT_EQ(lines.erase("B"), 0u);
+    EXPECT_EQ(lines.text(), "A: 1\r\nC: 4\r\n");
+    lines.append("D", "5");
+    lines.keep_if([](std::string_view name, std::string_view) { return name != "A"; });
+    EXPECT_EQ(lines.text(), "C: 4\r\nD: 5\r\n");
+    std::vector<std::string> seen;
+    lines.each([&](std::string_view name, std::string_view value) {
+        seen.push_back(std::string(name) + "=" + std::string(value));
+    });
+    EXPECT_EQ(seen, (std::vector<std::string>{"C=4", "D=5"}));
+    EXPECT_EQ(lines.size(), 2u);
+}
+
+// The first lines are found through an index; later ones, and lines too long for it, by
+// reading the text. Every operation must see all of them alike.
+TEST(HeaderLinesTest, LinesPastTheIndexAndLongLinesAreFoundToo) {
+    HeaderLines lines;
+    const std::string long_value(1100 * 1024, 'v');  // ends past what the index can hold
+    lines.append("Long", long_value);
+    for (int i = 0; i < 40; ++i) lines.append("X-" + std::to_string(i), std::to_string(i * 10));
+    EXPECT_EQ(lines.size(), 41u);
+    EXPECT_EQ(lines.find("long"), long_value);
+    EXPECT_EQ(lines.find("x-39"), "390");
+    EXPECT_EQ(lines.erase("Long"), 1u);
+    // Without the long line in front, the next lines fit the index again.
+    EXPECT_EQ(lines.find("X-0"), "0");
+    EXPECT_EQ(lines.find("X-30"), "300");
+    lines.keep_if([](std::string_view name, std::string_view) { return name.size() == 4; });
+    EXPECT_EQ(lines.size(), 30u);  // X-10 … X-39
+    EXPECT_EQ(lines.find("X-10"), "100");
+    EXPECT_EQ(lines.find("X-39"), "390");
+    EXPECT_EQ(lines.find("X-9"), "");
+    std::size_t visited = 0;
+    lines.each([&](std::string_view name, std::string_view value) {
+        EXPECT_EQ(value, std::string(name.substr(2)) + "0");
+        ++visited;
+    });
+    EXPECT_EQ(visited, 30u);
+    HeaderLines copy;
+    copy.append(lines);
+    EXPECT_EQ(copy.text(), lines.text());
+    EXPECT_EQ(copy.find("X-25"), "250");
+}
+
+TEST(HeaderLinesTest, AMovedFromListIsEmptyAndUsable) {
+    HeaderLines lines;
+    lines.append("A", "1");
+    HeaderLines taken = std::move(lines);
+    EXPECT_EQ(taken.find("A"), "1");
+    EXPECT_TRUE(lines.empty());  // NOLINT(bugprone-use-after-move): the state is specified
+    lines.append("B", "2");
+    EXPECT_EQ(lines.text(), "B: 2\r\n");
+    EXPECT_EQ(lines.find("B"), "2");
+    EXPECT_EQ(lines.find("A"), "");
+    HeaderLines assigned;
+    assigned = std::move(lines);
+    EXPECT_EQ(assigned.find("B"), "2");
+    EXPECT_EQ(lines.size(), 0u);  // NOLINT(bugprone-use-after-move)
 }
 
 TEST(ResponseTest, FactoriesSetStatusBodyAndType) {

@@ -302,7 +302,7 @@ bool is_bodiless(int status) {
 }
 
 BodyFraming framing_of(const Response& response, bool http10) {
-    if (!response.body_source || !find_header(response.headers, "Content-Length").empty()) {
+    if (!response.body_source || !response.header("Content-Length").empty()) {
         return BodyFraming::Fixed;
     }
     return http10 ? BodyFraming::UntilClose : BodyFraming::Chunked;
@@ -370,7 +370,7 @@ std::array<asio::const_buffer, 2> answer_buffers(const std::string& head, const 
 std::size_t write_response_head(std::string& head, const Response& response, BodyFraming framing,
                                 bool close, bool http10, bool check_each) {
     head.clear();
-    head.reserve(160 + response.headers.size() * 48);
+    head.reserve(160 + response.headers.size() * 48 + response.header_lines.text().size());
     std::size_t lines = 2;  // the status line and the blank line
     head.append("HTTP/1.1 "sv);
     head.append(std::to_string(response.status));
@@ -401,6 +401,9 @@ std::size_t write_response_head(std::string& head, const Response& response, Bod
         head.append(value);
         line("\r\n"sv);
     }
+    // Lines hold no stray CR or LF (HeaderLines refuses them).
+    head.append(response.header_lines.text());
+    lines += response.header_lines.size();
     if (response.status == 101) {
         // The upgrade's own Connection/Upgrade headers are in the list.
     } else if (close) {

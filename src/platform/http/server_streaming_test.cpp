@@ -227,6 +227,39 @@ TEST(ServerStreamingTest, ContentLengthInVerbatimHeadersSendsTheBytesUnframed) {
     EXPECT_TRUE(again->keep_alive());
 }
 
+// A proxy hands the upstream's headers over as lines: they are written as they are, after the
+// listed ones, and a Content-Length among them frames the body like a listed one.
+TEST(ServerStreamingTest, HeaderLinesAreWrittenAndTheirContentLengthFramesTheBody) {
+    auto control = std::make_shared<SourceControl>();
+    const std::vector<std::string> pieces = {"hello", " ", "world"};
+    TestServer server([&](Router& router) {
+        add_stream_route(router, "/fixed", pieces, control, [](Response& response) {
+            response.verbatim_headers = true;
+            response.headers = {{"X-Listed", "1"}};
+            response.header_lines.append("Content-Type", "text/plain");
+            response.header_lines.append("content-length", "11");
+            response.header_lines.append("X-Upstream", "a, b");
+        });
+    });
+    RawClient client(server.port());
+
+    ASSERT_TRUE(client.send(get("/fixed")));
+    auto head = client.read_until("\r\n\r\n");
+    ASSERT_TRUE(head);
+    EXPECT_THAT(*head, HasSubstr("\r\nX-Listed: 1\r\nContent-Type: text/plain\r\n"
+                                 "content-length: 11\r\nX-Upstream: a, b\r\n"));
+    EXPECT_THAT(*head, Not(HasSubstr("Transfer-Encoding")));
+    auto body = client.read_exactly(11);
+    ASSERT_TRUE(body);
+    EXPECT_EQ(*body, "hello world");
+
+    auto again = client.exchange(get("/fixed"));
+    ASSERT_TRUE(again);
+    EXPECT_FALSE(again->chunked());
+    EXPECT_EQ(again->body(), "hello world");
+    EXPECT_TRUE(again->keep_alive());
+}
+
 TEST(ServerStreamingTest, Http10ClientGetsTheBodyUntilClose) {
     auto control = std::make_shared<SourceControl>();
     TestServer server(

@@ -923,9 +923,7 @@ asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request,
     for (const PluginSpec* spec : match.plugins) {
         current->plugins.at(spec)->on_response(exchange, *answer);
     }
-    for (auto& [name, value] : exchange.response_headers) {
-        answer->set_header(std::move(name), std::move(value));
-    }
+    answer->set_headers(exchange.response_headers);
     co_return std::move(*answer);
 }
 
@@ -1085,23 +1083,20 @@ Response proxied_response(http::StreamedResponse&& result,
     response.status = result.status;
     response.verbatim_headers = true;
     response.content_type = {};
-    response.headers.reserve(result.headers.size() + 4);
-    const std::string upstream_connection(result.header("Connection"));
+    // The upstream's lines pass on as text, less the hop-by-hop ones, filtered in place.
+    response.header_lines = std::move(result.header_lines);
+    // A copy: filtering moves the text the view would point into.
+    const std::string upstream_connection(response.header_lines.find("Connection"));
     const bool named_by_connection = names_other_headers(upstream_connection);
-    for (auto& [name, value] : result.headers) {
-        if (result.status == 101 &&
-            (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
-            response.headers.emplace_back(std::move(name), std::move(value));
-            continue;
+    const bool upgraded = result.status == 101;
+    response.header_lines.keep_if([&](std::string_view name, std::string_view) {
+        if (upgraded && (http::iequals(name, "Connection") || http::iequals(name, "Upgrade"))) {
+            return true;
         }
-        if (named_by_connection && lists_token(upstream_connection, name)) continue;
-        if (http::iequals(name, "Content-Length")) {
-            response.headers.emplace_back(std::move(name), std::move(value));
-            continue;
-        }
-        if (is_hop_by_hop(name) && !http::iequals(name, "x-request-id")) continue;
-        response.headers.emplace_back(std::move(name), std::move(value));
-    }
+        if (named_by_connection && lists_token(upstream_connection, name)) return false;
+        if (http::iequals(name, "Content-Length")) return true;
+        return !is_hop_by_hop(name) || http::iequals(name, "x-request-id");
+    });
     if (result.upgraded) {
         auto tunnel = std::move(result.upgraded);
         response.on_upgrade = [tunnel](http::Tunnel& client) { return relay(tunnel, client); };

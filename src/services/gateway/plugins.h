@@ -30,8 +30,9 @@ struct Exchange {
     // Who is calling, once a credential was verified: the consumer's username, else the token's
     // subject. Empty for anonymous requests.
     std::string consumer;
-    // Headers the plugins add to whatever response goes back (rate-limit state, CORS).
-    platform::http::HeaderList response_headers;
+    // Headers the plugins set on whatever response goes back (rate-limit state), replacing any
+    // of the same name.
+    platform::http::HeaderLines response_headers;
 };
 
 class Plugin {
