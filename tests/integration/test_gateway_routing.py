@@ -71,6 +71,17 @@ services:
         paths: [/secure]
     plugins:
       - name: jwt
+  - name: per-consumer
+    url: http://127.0.0.1:{alpha.port}
+    routes:
+      - name: per-consumer
+        paths: [/per-consumer]
+    plugins:
+      - name: jwt
+      - name: rate-limiting
+        config:
+          hour: 2
+          limit_by: consumer
   - name: hoppy
     url: http://127.0.0.1:{hoppy.port}
     routes:
@@ -228,6 +239,22 @@ def test_gateway_headers_replace_the_upstreams_own(env):
             assert int(response.headers["X-RateLimit-Reset"]) >= 0
         else:
             assert raw.getlist("X-RateLimit-Limit") == ["999"], raw
+
+
+def test_rate_limit_by_consumer_counts_each_verified_subject(env):
+    url = env["gateway"].url("/per-consumer/x")
+
+    def status(sub, **claims):
+        token = access_token(sub=sub, **claims)
+        return requests.get(url, headers=bearer(token), timeout=10).status_code
+
+    # One address, two subjects: each has its own budget of two.
+    assert [status("usr_limit_alice") for _ in range(3)] == [200, 200, 429]
+    assert status("usr_limit_bob") == 200
+    # Another token of the same subject counts against the same budget.
+    assert status("usr_limit_alice", jti="another-token") == 429
+    assert status("usr_limit_bob", jti="another-token") == 200
+    assert status("usr_limit_bob") == 429
 
 
 def test_x_forwarded_headers(env):

@@ -911,10 +911,11 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
 asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request,
                                                    std::shared_ptr<const Snapshot> current,
                                                    RouteMatch match) {
-    Exchange exchange{request, match, {}, {}};
+    Exchange exchange{request, match, {}, {}, {}};
     std::optional<Response> answer;
     for (const PluginSpec* spec : match.plugins) {
-        answer = co_await current->plugins.at(spec)->on_request(exchange);
+        Plugin& plugin = *current->plugins.at(spec);
+        if (!plugin.decide_now(exchange, answer)) answer = co_await plugin.on_request(exchange);
         if (answer) break;
     }
     if (!answer) answer = co_await forward(request, match, *current);

@@ -54,20 +54,35 @@ Response error(json::ErrorCode code, int status, std::string_view message, const
     return response;
 }
 
+// A plugin whose request phase never waits.
+class ImmediatePlugin : public Plugin {
+  public:
+    bool decide_now(Exchange& exchange, Early& answer) final {
+        answer = decide(exchange);
+        return true;
+    }
+    boost::asio::awaitable<Early> on_request(Exchange& exchange) final {
+        co_return decide(exchange);
+    }
+
+  protected:
+    virtual Early decide(Exchange& exchange) = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 
-class CorrelationIdPlugin final : public Plugin {
+class CorrelationIdPlugin final : public ImmediatePlugin {
   public:
     explicit CorrelationIdPlugin(CorrelationIdPluginConfig config) : config_(std::move(config)) {}
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    Early decide(Exchange& exchange) override {
         auto& request = exchange.request;
         // The pipeline already accepted or generated X-Request-ID; another header name gets the
         // same id so one value follows the request everywhere.
         if (request.header(config_.header_name).empty()) {
             request.headers.emplace_back(config_.header_name, request.context.request_id);
         }
-        co_return std::nullopt;
+        return std::nullopt;
     }
 
     void on_response(Exchange& exchange, Response& response) override {
@@ -84,7 +99,7 @@ class CorrelationIdPlugin final : public Plugin {
 
 // ---------------------------------------------------------------------------------------------
 
-class CorsPlugin final : public Plugin {
+class CorsPlugin final : public ImmediatePlugin {
   public:
     explicit CorsPlugin(CorsPluginConfig config)
         : config_(std::move(config)),
@@ -92,12 +107,12 @@ class CorsPlugin final : public Plugin {
           headers_(join(config_.headers, ",")),
           exposed_(join(config_.exposed_headers, ",")) {}
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    Early decide(Exchange& exchange) override {
         const auto& request = exchange.request;
         auto origin = request.header("Origin");
         const bool preflight = request.method == http::Method::Options && !origin.empty() &&
                                !request.header("Access-Control-Request-Method").empty();
-        if (!preflight || config_.preflight_continue) co_return std::nullopt;
+        if (!preflight || config_.preflight_continue) return std::nullopt;
         Response response = Response::text(204, "");
         response.content_type = {};
         if (auto allowed = allowed_origin(origin)) {
@@ -117,7 +132,7 @@ class CorsPlugin final : public Plugin {
                                               std::to_string(*config_.max_age));
             }
         }
-        co_return response;
+        return response;
     }
 
     void on_response(Exchange& exchange, Response& response) override {
@@ -191,52 +206,92 @@ class JwtPlugin final : public Plugin {
         }
     }
 
+    // Only a key set fetched from a JWKS makes the request phase wait.
+    bool decide_now(Exchange& exchange, Early& answer) override {
+        if (jwks_) return false;
+        auto presented = present(exchange);
+        answer = presented.answer ? std::move(*presented.answer)
+                                  : verify(exchange, presented.token, nullptr);
+        return true;
+    }
+
     boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
-        auto& request = exchange.request;
+        auto presented = present(exchange);
+        if (presented.answer) co_return std::move(*presented.answer);
+        std::shared_ptr<const auth::JwtCodec> fetched;
+        if (jwks_) {
+            fetched =
+                co_await jwks_->find(unverified_header_kid(presented.token), kJwksLeewaySeconds);
+            if (fetched == nullptr) {
+                co_return error(json::ErrorCode::Unauthorized, 401,
+                                "no key in the JWKS matches the token", exchange);
+            }
+        }
+        co_return verify(exchange, presented.token, fetched.get());
+    }
+
+  private:
+    struct Key {
+        std::shared_ptr<const auth::JwtCodec> codec;
+        std::string consumer;
+    };
+
+    // What the request brings before any key is needed: the token to verify, or an answer
+    // already (refused, or let through unverified).
+    struct Presented {
+        std::optional<Early> answer;
+        std::string_view token;
+    };
+
+    Presented present(Exchange& exchange) const {
+        const auto& request = exchange.request;
         if (!config_.run_on_preflight && request.method == http::Method::Options) {
-            co_return std::nullopt;
+            return {Early(std::nullopt), {}};
         }
         // Client-sent X-User-* headers were already removed by the gateway.
-        for (auto name : {"jwt", "token", "access_token"}) {
-            if (request.query(name)) {
-                co_return error(json::ErrorCode::Unauthorized, 401,
-                                "credentials in the query string are refused; use the "
-                                "Authorization header",
-                                exchange);
+        if (!request.raw_query().empty()) {
+            for (auto name : {"jwt", "token", "access_token"}) {
+                if (request.query(name)) {
+                    return {error(json::ErrorCode::Unauthorized, 401,
+                                  "credentials in the query string are refused; use the "
+                                  "Authorization header",
+                                  exchange),
+                            {}};
+                }
             }
         }
         std::string_view token = find_token(request);
         if (options_.pass_api_keys &&
             (token.starts_with("ak_") || (token.empty() && !request.header("X-API-Key").empty()))) {
-            co_return std::nullopt;
+            return {Early(std::nullopt), {}};
         }
         if (token.empty()) {
-            co_return error(json::ErrorCode::Unauthorized, 401, "missing bearer token", exchange);
+            return {error(json::ErrorCode::Unauthorized, 401, "missing bearer token", exchange),
+                    {}};
         }
-        const auth::JwtCodec* codec = platform_;
-        std::shared_ptr<const auth::JwtCodec> fetched;
-        std::string consumer;
-        if (jwks_) {
-            fetched = co_await jwks_->find(unverified_header_kid(token), kJwksLeewaySeconds);
-            if (fetched == nullptr) {
-                co_return error(json::ErrorCode::Unauthorized, 401,
-                                "no key in the JWKS matches the token", exchange);
-            }
-            codec = fetched.get();
-        } else if (!keys_.empty()) {
+        return {std::nullopt, token};
+    }
+
+    // Verifies the token with the JWKS key found for it (`jwks_codec`), the key of the consumer
+    // its key claim names, or the platform's key; forwards the identity when it is valid.
+    Early verify(Exchange& exchange, std::string_view token, const auth::JwtCodec* jwks_codec) {
+        auto& request = exchange.request;
+        const auth::JwtCodec* codec = jwks_ ? jwks_codec : platform_;
+        std::string_view consumer;
+        if (!jwks_ && !keys_.empty()) {
             auto key = unverified_claim(token, config_.key_claim_name);
             auto found = key ? keys_.find(*key) : keys_.end();
             if (found == keys_.end()) {
-                co_return error(json::ErrorCode::Unauthorized, 401,
-                                "no credentials found for the token's " + config_.key_claim_name,
-                                exchange);
+                return error(json::ErrorCode::Unauthorized, 401,
+                             "no credentials found for the token's " + config_.key_claim_name,
+                             exchange);
             }
             codec = found->second.codec.get();
             consumer = found->second.consumer;
         }
         if (codec == nullptr) {
-            co_return error(json::ErrorCode::Unauthorized, 401, "no key to verify tokens with",
-                            exchange);
+            return error(json::ErrorCode::Unauthorized, 401, "no key to verify tokens with",
+                         exchange);
         }
         const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::system_clock::now().time_since_epoch())
@@ -245,30 +300,30 @@ class JwtPlugin final : public Plugin {
             config_.token_type == "any" ? std::string_view() : std::string_view(config_.token_type);
         auto verified = codec->verify(token, expected_type, now);
         if (!verified) {
-            co_return error(json::ErrorCode::Unauthorized, 401,
-                            std::string("invalid token: ") +
-                                std::string(auth::jwt_error_message(verified.error())),
-                            exchange);
+            return error(json::ErrorCode::Unauthorized, 401,
+                         std::string("invalid token: ") +
+                             std::string(auth::jwt_error_message(verified.error())),
+                         exchange);
         }
-        const auth::Claims& claims = **verified;
+        const std::shared_ptr<const auth::Claims>& shared_claims = *verified;
+        const auth::Claims& claims = *shared_claims;
         if (config_.maximum_expiration > 0 && claims.exp - now > config_.maximum_expiration) {
-            co_return error(json::ErrorCode::Unauthorized, 401,
-                            "token lifetime exceeds the maximum expiration", exchange);
+            return error(json::ErrorCode::Unauthorized, 401,
+                         "token lifetime exceeds the maximum expiration", exchange);
         }
         auto identity = identity_of(token, claims);
         request.headers.emplace_back("X-User-ID", claims.sub);
         request.headers.emplace_back("X-User-Roles", identity->roles);
         request.headers.emplace_back("X-User-Permissions", identity->permissions);
         request.context.user_id = claims.sub;
-        exchange.consumer = consumer.empty() ? claims.sub : consumer;
-        co_return std::nullopt;
+        if (consumer.empty()) {
+            exchange.consumer = claims.sub;
+            exchange.consumer_owner = shared_claims;
+        } else {
+            exchange.consumer = consumer;
+        }
+        return std::nullopt;
     }
-
-  private:
-    struct Key {
-        std::shared_ptr<const auth::JwtCodec> codec;
-        std::string consumer;
-    };
 
     // The forwarded role and permission lists of a verified token. Deriving permissions from
     // roles and joining them cost more than the (cached) verification itself; a token's claims
@@ -383,14 +438,14 @@ class JwtPlugin final : public Plugin {
 
 // ---------------------------------------------------------------------------------------------
 
-class IpRestrictionPlugin final : public Plugin {
+class IpRestrictionPlugin final : public ImmediatePlugin {
   public:
     explicit IpRestrictionPlugin(IpRestrictionPluginConfig config) : config_(std::move(config)) {}
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    Early decide(Exchange& exchange) override {
         auto address = IpAddress::parse(exchange.request.remote_address);
-        if (address && config_.allows(*address)) co_return std::nullopt;
-        co_return error(json::ErrorCode::Forbidden, config_.status, config_.message, exchange);
+        if (address && config_.allows(*address)) return std::nullopt;
+        return error(json::ErrorCode::Forbidden, config_.status, config_.message, exchange);
     }
 
   private:
@@ -420,17 +475,17 @@ class LimitedBody final : public http::BodySource {
     std::uint64_t seen_ = 0;
 };
 
-class RequestSizeLimitingPlugin final : public Plugin {
+class RequestSizeLimitingPlugin final : public ImmediatePlugin {
   public:
     explicit RequestSizeLimitingPlugin(RequestSizeLimitingPluginConfig config)
         : config_(std::move(config)) {}
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    Early decide(Exchange& exchange) override {
         auto& request = exchange.request;
         if (config_.require_content_length && request.header("Content-Length").empty() &&
             request.method != http::Method::Get && request.method != http::Method::Head) {
-            co_return error(json::ErrorCode::ValidationError, 411,
-                            "a valid Content-Length header is required", exchange);
+            return error(json::ErrorCode::ValidationError, 411,
+                         "a valid Content-Length header is required", exchange);
         }
         std::uint64_t size = request.body.size();
         if (request.body_stream) {
@@ -444,12 +499,12 @@ class RequestSizeLimitingPlugin final : public Plugin {
             }
         }
         if (size > config_.limit_bytes) {
-            co_return error(json::ErrorCode::PayloadTooLarge, 413,
-                            "request size limit exceeded: at most " +
-                                std::to_string(config_.limit_bytes) + " bytes",
-                            exchange);
+            return error(json::ErrorCode::PayloadTooLarge, 413,
+                         "request size limit exceeded: at most " +
+                             std::to_string(config_.limit_bytes) + " bytes",
+                         exchange);
         }
-        co_return std::nullopt;
+        return std::nullopt;
     }
 
   private:
@@ -499,12 +554,16 @@ class RateLimitingPlugin final : public Plugin {
         }
     }
 
+    // An in-memory counter decides at once; Redis is asked in on_request.
+    bool decide_now(Exchange& exchange, Early& answer) override {
+        if (local_ == nullptr) return false;
+        const auto now = std::chrono::system_clock::now();
+        answer = conclude(exchange, local_->decide(key_of(exchange), windows_, now), now);
+        return true;
+    }
+
     boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
-        std::string key;
-        key.reserve(scope_.size() + 80);  // one allocation for a consumer id or an address
-        key.append(scope_);
-        key.push_back('|');
-        append_identifier(key, exchange);
+        const std::string key = key_of(exchange);
         const auto now = std::chrono::system_clock::now();
         auto decision = co_await counter_.hit(key, windows_, now);
         if (!decision) {
@@ -513,22 +572,37 @@ class RateLimitingPlugin final : public Plugin {
             co_return error(json::ErrorCode::Internal, 500, "rate limiting is unavailable",
                             exchange);
         }
-        if (!config_.hide_client_headers) {
-            const auto reset = std::chrono::duration_cast<std::chrono::seconds>(
-                                   now.time_since_epoch() + decision->reset_after)
-                                   .count();
-            auto& lines = exchange.response_headers;
-            lines.append("X-RateLimit-Limit", Decimal(decision->limit).text());
-            lines.append("X-RateLimit-Remaining", Decimal(decision->remaining).text());
-            lines.append("X-RateLimit-Reset", Decimal(reset).text());
-        }
-        if (decision->allowed) co_return std::nullopt;
-        const int retry_after = std::max<int>(1, static_cast<int>(decision->retry_after.count()));
-        co_return error(json::ErrorCode::RateLimitExceeded, config_.error_code,
-                        config_.error_message, exchange, retry_after);
+        co_return conclude(exchange, *decision, now);
     }
 
   private:
+    std::string key_of(const Exchange& exchange) const {
+        std::string key;
+        key.reserve(scope_.size() + 80);  // one allocation for a consumer id or an address
+        key.append(scope_);
+        key.push_back('|');
+        append_identifier(key, exchange);
+        return key;
+    }
+
+    // The rate-limit headers, and the 429 when the request is over the limit.
+    Early conclude(Exchange& exchange, const cache::RateDecision& decision,
+                   std::chrono::system_clock::time_point now) const {
+        if (!config_.hide_client_headers) {
+            const auto reset = std::chrono::duration_cast<std::chrono::seconds>(
+                                   now.time_since_epoch() + decision.reset_after)
+                                   .count();
+            auto& lines = exchange.response_headers;
+            lines.append("X-RateLimit-Limit", Decimal(decision.limit).text());
+            lines.append("X-RateLimit-Remaining", Decimal(decision.remaining).text());
+            lines.append("X-RateLimit-Reset", Decimal(reset).text());
+        }
+        if (decision.allowed) return std::nullopt;
+        const int retry_after = std::max<int>(1, static_cast<int>(decision.retry_after.count()));
+        return error(json::ErrorCode::RateLimitExceeded, config_.error_code, config_.error_message,
+                     exchange, retry_after);
+    }
+
     // Whom the limit counts, as Kong: a missing consumer or header falls back to the address.
     void append_identifier(std::string& key, const Exchange& exchange) const {
         const auto& request = exchange.request;
@@ -563,12 +637,13 @@ class RateLimitingPlugin final : public Plugin {
     RateLimitingPluginConfig config_;
     std::string scope_;
     cache::RateCounter& counter_;
+    cache::LocalRateCounter* local_ = dynamic_cast<cache::LocalRateCounter*>(&counter_);
     std::vector<cache::WindowLimit> windows_;
 };
 
 // ---------------------------------------------------------------------------------------------
 
-class PrometheusPlugin final : public Plugin {
+class PrometheusPlugin final : public ImmediatePlugin {
   public:
     explicit PrometheusPlugin(PrometheusPluginConfig config)
         : config_(config),
@@ -576,9 +651,7 @@ class PrometheusPlugin final : public Plugin {
               "gateway_requests_total", "Requests through the gateway by service, route, status.",
               {"service", "route", "status"})) {}
 
-    boost::asio::awaitable<Early> on_request(Exchange& /*exchange*/) override {
-        co_return std::nullopt;
-    }
+    Early decide(Exchange& /*exchange*/) override { return std::nullopt; }
 
     void on_response(Exchange& exchange, Response& response) override {
         const auto& match = exchange.match;

@@ -28,8 +28,10 @@ struct Exchange {
     platform::http::Request& request;
     const RouteMatch& match;
     // Who is calling, once a credential was verified: the consumer's username, else the token's
-    // subject. Empty for anonymous requests.
-    std::string consumer;
+    // subject. Empty for anonymous requests. It points into the verified claims that
+    // consumer_owner keeps, or into the plugin's configuration (alive for the whole exchange).
+    std::string_view consumer;
+    std::shared_ptr<const void> consumer_owner;
     // Headers the plugins set on whatever response goes back (rate-limit state), replacing any
     // of the same name.
     platform::http::HeaderLines response_headers;
@@ -38,7 +40,13 @@ struct Exchange {
 class Plugin {
   public:
     virtual ~Plugin() = default;
-    // An answer stops the request here (401, 429, a CORS preflight); nullopt lets it continue.
+    // The request phase, when it needs no wait (most plugins, and most requests): true once
+    // decided, with `answer` set. An answer stops the request here (401, 429, a CORS preflight);
+    // nullopt lets it continue. A coroutine per plugin and request cost more than most plugins'
+    // own work. False when only on_request can decide (a key set to fetch, Redis to ask).
+    virtual bool decide_now(Exchange& exchange,
+                            std::optional<platform::http::Response>& answer) = 0;
+    // The request phase when decide_now returned false.
     virtual boost::asio::awaitable<std::optional<platform::http::Response>> on_request(
         Exchange& exchange) = 0;
     // Adjusts the response on the way back (also for answers other plugins gave).
