@@ -171,6 +171,11 @@ void HeaderLines::append_parsed(std::string_view name, std::string_view value) {
     note_line(text_.size(), name.size());
 }
 
+void HeaderLines::append_parsed_line(std::string_view line, std::size_t name_size) {
+    text_.append(line);
+    note_line(text_.size(), name_size);
+}
+
 void HeaderLines::append(const HeaderLines& other) {
     std::size_t at = 0;
     for (std::size_t i = 0; i < other.count_; ++i) {

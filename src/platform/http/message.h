@@ -71,6 +71,9 @@ class HeaderLines {
     bool append(std::string_view name, std::string_view value);
     // append() for a field a parser read: it already refused those, so they are not looked for.
     void append_parsed(std::string_view name, std::string_view value);
+    // append_parsed() of a line a parser read already written exactly "name: value\r\n":
+    // copied whole.
+    void append_parsed_line(std::string_view line, std::size_t name_size);
     // Appends all of `other`'s lines.
     void append(const HeaderLines& other);
     // The value of the first line named `name` (ASCII case-insensitive); "" when there is none.

@@ -34,6 +34,7 @@
 
 #include "platform/http/head_text.h"
 #include "platform/http/parsing.h"
+#include "platform/http/quick_head.h"
 #include "platform/http/send_now.h"
 #include "platform/telemetry/log.h"
 
@@ -540,14 +541,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
     for (;;) {
         if (draining.load()) break;
         Request request;
-        RequestParser parser(request);
-        parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
         const bool may_stream = options.stream_body_threshold > 0;
-        // Beast checks Content-Length against the limit with the head already: a body that will
-        // stream must pass it; a buffered one is checked against max_body_bytes below.
-        parser.body_limit(may_stream ? std::max<std::uint64_t>(options.max_body_bytes,
-                                                               options.max_streamed_body_bytes)
-                                     : options.max_body_bytes);
         if (buffer.size() == 0) {
             // Between requests the idle timeout applies until the next request's first byte;
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
@@ -561,74 +555,94 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         set_idle(false);
         connection->expires_after(options.header_timeout);
         first = false;
-        beast::error_code header_ec;
-        if (!detail::parse_buffered_head(parser, buffer, header_ec)) {
-            auto [read_ec, header_bytes] =
-                co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
-            (void)header_bytes;
-            header_ec = read_ec;
-        }
-        if (header_ec) {
-            if (header_ec == bhttp::error::header_limit) {
-                co_await write(*connection, protocol_error(431, "request headers are too large"),
-                               false);
-            } else if (header_ec == bhttp::error::body_limit) {
-                unread_body = true;
-                co_await write(*connection, protocol_error(413, "request body is too large"),
-                               false);
-            } else if (header_ec != bhttp::error::end_of_stream &&
-                       !connection->timeout(header_ec) && header_ec != asio::error::eof &&
-                       header_ec != asio::error::operation_aborted &&
-                       header_ec != asio::error::connection_reset && buffer.size() > 0) {
-                co_await write(*connection, protocol_error(400, "malformed HTTP request"), false);
-            }
-            break;
-        }
-        const bool will_stream = options.stream_body_threshold > 0 && !parser.is_done() &&
-                                 (parser.chunked() || parser.content_length().value_or(0) >
-                                                          options.stream_body_threshold);
-        if (may_stream && !will_stream &&
-            parser.content_length().value_or(0) > options.max_body_bytes) {
-            // Checked before any 100 Continue, so the client does not start sending it.
-            unread_body = true;
-            co_await write(*connection, protocol_error(413, "request body is too large"), false);
-            break;
-        }
-        if (!parser.is_done() && iequals(request.header("Expect"), "100-continue")) {
-            // The client waits for this before sending its body (curl: up to a second).
-            connection->expires_after(options.write_timeout);
-            auto [continue_ec, continue_bytes] = co_await asio::async_write(
-                socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
-            (void)continue_bytes;
-            if (continue_ec) break;
-        }
+        std::optional<RequestParser> beast_parser;
         std::shared_ptr<RequestBodyStream> body_stream;
-        if (will_stream) {
-            parser.stream_body();
-            parser.body_limit(options.max_streamed_body_bytes);
-            body_stream = std::make_shared<RequestBodyStream>(*connection, buffer, parser,
-                                                              options.body_timeout);
-        } else if (!parser.is_done()) {
-            connection->expires_after(options.body_timeout);
-            auto [body_ec, body_bytes] =
-                co_await bhttp::async_read(socket, buffer, parser, kNoThrow);
-            (void)body_bytes;
-            if (body_ec) {
-                if (body_ec == bhttp::error::body_limit) {
+        // A common head without a body is read without Beast (quick_head.h); any other head, and
+        // every body, goes to Beast's parser.
+        const auto quick = detail::quick_request_head(
+            std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()),
+            options.max_header_bytes, request);
+        if (quick) {
+            buffer.consume(quick->size);
+            request.keep_alive = quick->keep_alive;
+        } else {
+            auto& parser = beast_parser.emplace(request);
+            parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+            // Beast checks Content-Length against the limit with the head already: a body that
+            // will stream must pass it; a buffered one is checked against max_body_bytes below.
+            parser.body_limit(may_stream ? std::max<std::uint64_t>(options.max_body_bytes,
+                                                                   options.max_streamed_body_bytes)
+                                         : options.max_body_bytes);
+            beast::error_code header_ec;
+            if (!detail::parse_buffered_head(parser, buffer, header_ec)) {
+                auto [read_ec, header_bytes] =
+                    co_await bhttp::async_read_header(socket, buffer, parser, kNoThrow);
+                (void)header_bytes;
+                header_ec = read_ec;
+            }
+            if (header_ec) {
+                if (header_ec == bhttp::error::header_limit) {
+                    co_await write(*connection,
+                                   protocol_error(431, "request headers are too large"), false);
+                } else if (header_ec == bhttp::error::body_limit) {
                     unread_body = true;
                     co_await write(*connection, protocol_error(413, "request body is too large"),
                                    false);
-                } else if (connection->timeout(body_ec)) {
-                    co_await write(*connection,
-                                   protocol_error(408, "request body was not received in time"),
+                } else if (header_ec != bhttp::error::end_of_stream &&
+                           !connection->timeout(header_ec) && header_ec != asio::error::eof &&
+                           header_ec != asio::error::operation_aborted &&
+                           header_ec != asio::error::connection_reset && buffer.size() > 0) {
+                    co_await write(*connection, protocol_error(400, "malformed HTTP request"),
                                    false);
                 }
                 break;
             }
+            const bool will_stream = options.stream_body_threshold > 0 && !parser.is_done() &&
+                                     (parser.chunked() || parser.content_length().value_or(0) >
+                                                              options.stream_body_threshold);
+            if (may_stream && !will_stream &&
+                parser.content_length().value_or(0) > options.max_body_bytes) {
+                // Checked before any 100 Continue, so the client does not start sending it.
+                unread_body = true;
+                co_await write(*connection, protocol_error(413, "request body is too large"),
+                               false);
+                break;
+            }
+            if (!parser.is_done() && iequals(request.header("Expect"), "100-continue")) {
+                // The client waits for this before sending its body (curl: up to a second).
+                connection->expires_after(options.write_timeout);
+                auto [continue_ec, continue_bytes] = co_await asio::async_write(
+                    socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
+                (void)continue_bytes;
+                if (continue_ec) break;
+            }
+            if (will_stream) {
+                parser.stream_body();
+                parser.body_limit(options.max_streamed_body_bytes);
+                body_stream = std::make_shared<RequestBodyStream>(*connection, buffer, parser,
+                                                                  options.body_timeout);
+            } else if (!parser.is_done()) {
+                connection->expires_after(options.body_timeout);
+                auto [body_ec, body_bytes] =
+                    co_await bhttp::async_read(socket, buffer, parser, kNoThrow);
+                (void)body_bytes;
+                if (body_ec) {
+                    if (body_ec == bhttp::error::body_limit) {
+                        unread_body = true;
+                        co_await write(*connection,
+                                       protocol_error(413, "request body is too large"), false);
+                    } else if (connection->timeout(body_ec)) {
+                        co_await write(*connection,
+                                       protocol_error(408, "request body was not received in time"),
+                                       false);
+                    }
+                    break;
+                }
+            }
+            request.keep_alive = parser.keep_alive();
         }
         // The handler takes the time it takes; the next read or write sets a new deadline.
         connection->expires_never();
-        request.keep_alive = parser.keep_alive();
         request.remote_address = remote;
         request.body_stream = body_stream;
         bool keep_alive = request.keep_alive;
