@@ -31,6 +31,7 @@
 
 #include "platform/http/head_text.h"
 #include "platform/http/parsing.h"
+#include "platform/http/quick_head.h"
 #include "platform/http/send_now.h"
 
 namespace aether::platform::http {
@@ -381,11 +382,32 @@ class StreamParser final : public bhttp::basic_parser<false> {
     detail::BodyBuffer body_;
 };
 
+// A response whose head and whole (small) body were already buffered, read without Beast.
+struct QuickResponse {
+    detail::QuickHead head;
+    HeaderLines lines;
+};
+
+// The quick response at the start of `buffer`, when its head is common (quick_head.h) and its
+// body whole there too; nullopt leaves the buffer to Beast's parser.
+std::optional<QuickResponse> quick_response(const beast::flat_buffer& buffer) {
+    const std::string_view bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
+    QuickResponse response;
+    auto head = detail::quick_response_head(bytes, kHeaderLimit, response.lines);
+    if (!head || head->content_length > kCompleteBodyLimit ||
+        bytes.size() - head->size < head->content_length) {
+        return std::nullopt;
+    }
+    response.head = *head;
+    return response;
+}
+
 struct HeadOutcome {
     error_code ec;
     bool sent_bytes = false;
     bool got_bytes = false;
-    std::string body_error;  // set when the request's body_stream failed
+    std::string body_error;              // set when the request's body_stream failed
+    std::optional<QuickResponse> quick;  // set instead of the parser for a quick response
 };
 
 // Writes the request and reads the head of the final response into `parser`; the body is left
@@ -481,14 +503,23 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
     deadline = request.body_stream ? Clock::now() + request.stream_timeout
                                    : std::min(deadline, Clock::now() + request.stream_timeout);
     for (;;) {
-        parser = std::make_unique<StreamParser>();
-        parser->header_limit(kHeaderLimit);
-        parser->body_limit(boost::none);
-        if (request.head_method) parser->skip(true);
+        parser.reset();
         // Reads and parses in this loop rather than with Beast's read_header, whose layers of
-        // composed operations cost more than the parse itself for a small answer.
+        // composed operations cost more than the parse itself for a small answer. A common
+        // answer, whole in the buffer, needs no Beast parser at all (quick_head.h).
+        auto beast_parses = [&](error_code& ec) {
+            if (buffer.size() == 0) return false;
+            if (!request.head_method && (out.quick = quick_response(buffer))) return true;
+            if (!parser) {
+                parser = std::make_unique<StreamParser>();
+                parser->header_limit(kHeaderLimit);
+                parser->body_limit(boost::none);
+                if (request.head_method) parser->skip(true);
+            }
+            return detail::parse_buffered_head(*parser, buffer, ec);
+        };
         error_code read_ec;
-        while (!read_ec && !detail::parse_buffered_head(*parser, buffer, read_ec)) {
+        while (!read_ec && !beast_parses(read_ec)) {
             const auto room = buffer.prepare(beast::read_size(buffer, 65536));
             error_code ec;
             std::size_t read = 0;
@@ -509,7 +540,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
             out.got_bytes = out.got_bytes || read > 0;
             if (ec == asio::error::eof) {
                 // As Beast's read: end of stream before any byte, else a truncated head.
-                if (parser->got_some()) {
+                if (parser && parser->got_some()) {
                     parser->put_eof(read_ec);
                     if (!read_ec) read_ec = bhttp::error::partial_message;
                 } else {
@@ -519,11 +550,13 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
                 read_ec = ec;
             }
         }
-        out.got_bytes = out.got_bytes || parser->got_some() || buffer.size() > 0;
+        out.got_bytes = out.got_bytes || out.quick.has_value() || (parser && parser->got_some()) ||
+                        buffer.size() > 0;
         if (read_ec) {
             out.ec = read_ec;
             co_return out;
         }
+        if (out.quick) co_return out;
         const int status = parser->status();
         if (status >= 100 && status < 200 && status != 101) continue;
         co_return out;
@@ -1335,6 +1368,22 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
 
     // The response once its head arrived: a small body already read whole, the rest left on
     // the connection for the caller to stream, or the tunnel after a 101.
+    // A quick response: its body is taken from the buffer and the connection is back in the
+    // pool at once.
+    static StreamedResponse quick_streamed_response(Lease& lease, QuickResponse quick,
+                                                    const PreparedRequest& prepared) {
+        auto& buffer = lease.connection()->buffer;
+        StreamedResponse response;
+        response.status = quick.head.status;
+        response.header_lines = std::move(quick.lines);
+        const auto length = static_cast<std::size_t>(quick.head.content_length);
+        response.complete_body.emplace(
+            static_cast<const char*>(buffer.data().data()) + quick.head.size, length);
+        buffer.consume(quick.head.size + length);
+        if (prepared.wire.keep_alive && quick.head.keep_alive) lease.recycle();
+        return response;
+    }
+
     StreamedResponse streamed_response(Lease& lease, std::unique_ptr<StreamParser> parser,
                                        const PreparedRequest& prepared) {
         auto& connection = *lease.connection();
@@ -1402,6 +1451,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                                  prepared->wire, prepared->deadline, parser);
             }
             sent_any = sent_any || outcome.sent_bytes;
+            if (!outcome.ec && outcome.quick) {
+                co_return quick_streamed_response(*lease, std::move(*outcome.quick), *prepared);
+            }
             if (!outcome.ec) co_return streamed_response(*lease, std::move(parser), *prepared);
             if (outcome.body_error.empty() && attempt == 0 && lease->reused() &&
                 !outcome.got_bytes && prepared->retry_allowed) {
