@@ -1,6 +1,7 @@
 // Request/response helpers: method names, header lookup, query decoding.
 #include "platform/http/message.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
@@ -155,9 +156,19 @@ bool HeaderLines::append(std::string_view name, std::string_view value) {
     return true;
 }
 
+void HeaderLines::make_room(std::size_t more) {
+    // A few lines are the rule: room for them at once, rather than growing from the small-string
+    // buffer through three allocations.
+    constexpr std::size_t kFirstRoom = 256;
+    if (text_.size() + more > text_.capacity()) {
+        text_.reserve(std::max({text_.size() + more, 2 * text_.capacity(), kFirstRoom}));
+    }
+}
+
 void HeaderLines::append_parsed(std::string_view name, std::string_view value) {
     // Grown once and written in place: four appends cost twice as much, for every header.
     const std::size_t at = text_.size();
+    make_room(name.size() + value.size() + 4);
     text_.resize(at + name.size() + value.size() + 4);
     char* line = text_.data() + at;
     std::memcpy(line, name.data(), name.size());
@@ -172,11 +183,13 @@ void HeaderLines::append_parsed(std::string_view name, std::string_view value) {
 }
 
 void HeaderLines::append_parsed_line(std::string_view line, std::size_t name_size) {
+    make_room(line.size());
     text_.append(line);
     note_line(text_.size(), name_size);
 }
 
 void HeaderLines::append(const HeaderLines& other) {
+    make_room(other.text_.size());
     std::size_t at = 0;
     for (std::size_t i = 0; i < other.count_; ++i) {
         const Line line = other.line_at(i, at);

@@ -143,6 +143,8 @@ class HeaderLines {
     // Where the unindexed line at `at` ends, and its name's length.
     std::size_t scan_end(std::size_t at, std::size_t& name_size) const;
     Line line_at(std::size_t i, std::size_t at) const { return line_at(i, at, indexed_); }
+    // Capacity for `more` bytes.
+    void make_room(std::size_t more);
     // Counts a line just written, ending at `end`, in the index when it fits there.
     void note_line(std::size_t end, std::size_t name_size);
     std::optional<Line> line_named(std::string_view name) const;
