@@ -389,25 +389,25 @@ struct QuickResponse {
 };
 
 // The quick response at the start of `buffer`, when its head is common (quick_head.h) and its
-// body whole there too; nullopt leaves the buffer to Beast's parser.
-std::optional<QuickResponse> quick_response(const beast::flat_buffer& buffer) {
+// body whole there too; null leaves the buffer to Beast's parser. On the heap: held in a
+// coroutine frame it would push two frames past what glibc's per-thread cache takes.
+std::unique_ptr<QuickResponse> quick_response(const beast::flat_buffer& buffer) {
     const std::string_view bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
-    QuickResponse response;
-    auto head = detail::quick_response_head(bytes, kHeaderLimit, response.lines);
+    HeaderLines lines;
+    auto head = detail::quick_response_head(bytes, kHeaderLimit, lines);
     if (!head || head->content_length > kCompleteBodyLimit ||
         bytes.size() - head->size < head->content_length) {
-        return std::nullopt;
+        return nullptr;
     }
-    response.head = *head;
-    return response;
+    return std::make_unique<QuickResponse>(QuickResponse{*head, std::move(lines)});
 }
 
 struct HeadOutcome {
     error_code ec;
     bool sent_bytes = false;
     bool got_bytes = false;
-    std::string body_error;              // set when the request's body_stream failed
-    std::optional<QuickResponse> quick;  // set instead of the parser for a quick response
+    std::string body_error;                // set when the request's body_stream failed
+    std::unique_ptr<QuickResponse> quick;  // set instead of the parser for a quick response
 };
 
 // Writes the request and reads the head of the final response into `parser`; the body is left
@@ -550,7 +550,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
                 read_ec = ec;
             }
         }
-        out.got_bytes = out.got_bytes || out.quick.has_value() || (parser && parser->got_some()) ||
+        out.got_bytes = out.got_bytes || out.quick != nullptr || (parser && parser->got_some()) ||
                         buffer.size() > 0;
         if (read_ec) {
             out.ec = read_ec;
@@ -1370,7 +1370,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // the connection for the caller to stream, or the tunnel after a 101.
     // A quick response: its body is taken from the buffer and the connection is back in the
     // pool at once.
-    static StreamedResponse quick_streamed_response(Lease& lease, QuickResponse quick,
+    static StreamedResponse quick_streamed_response(Lease& lease, QuickResponse& quick,
                                                     const PreparedRequest& prepared) {
         auto& buffer = lease.connection()->buffer;
         StreamedResponse response;
@@ -1452,7 +1452,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             }
             sent_any = sent_any || outcome.sent_bytes;
             if (!outcome.ec && outcome.quick) {
-                co_return quick_streamed_response(*lease, std::move(*outcome.quick), *prepared);
+                co_return quick_streamed_response(*lease, *outcome.quick, *prepared);
             }
             if (!outcome.ec) co_return streamed_response(*lease, std::move(parser), *prepared);
             if (outcome.body_error.empty() && attempt == 0 && lease->reused() &&

@@ -1123,6 +1123,22 @@ Response proxied_response(http::StreamedResponse&& result,
     return response;
 }
 
+// The request of one attempt to `url`. The last (often the only) attempt takes the body;
+// earlier ones send a copy.
+http::ClientRequest attempt_request(http::Request& request, const RouteMatch& match,
+                                    const ServiceRuntime& runtime, bool upgrade, std::string url,
+                                    bool last) {
+    http::ClientRequest attempt = upstream_request(request, match, runtime, upgrade);
+    attempt.url = std::move(url);
+    if (last) {
+        attempt.body = std::move(request.body);
+    } else {
+        attempt.body = request.body;
+    }
+    attempt.body_stream = request.body_stream;
+    return attempt;
+}
+
 }  // namespace
 
 asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, RouteMatch match,
@@ -1141,16 +1157,12 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, RouteMatc
                                     "no healthy upstream for service " + match.service->name,
                                     request, 1);
         }
-        http::ClientRequest attempt_request = upstream_request(request, match, runtime, upgrade);
-        attempt_request.url = target->base + path;
-        // The last (often the only) attempt takes the body; earlier ones send a copy.
-        if (attempt + 1 == attempts) {
-            attempt_request.body = std::move(request.body);
-        } else {
-            attempt_request.body = request.body;
-        }
-        attempt_request.body_stream = request.body_stream;
-        auto result = co_await runtime.client->send_streamed(std::move(attempt_request));
+        // Started in its own statement, with the request built in it: a ClientRequest that
+        // lived across the co_await would sit in this frame, and push it past what glibc's
+        // per-thread cache takes.
+        auto exchange = runtime.client->send_streamed(attempt_request(
+            request, match, runtime, upgrade, target->base + path, attempt + 1 == attempts));
+        auto result = co_await std::move(exchange);
         if (result) {
             runtime.balancer->succeeded(target);
             co_return proxied_response(std::move(*result), comparison, *match.service);
