@@ -54,8 +54,8 @@ class HeaderLines {
     HeaderLines(HeaderLines&& other) noexcept
         : text_(std::move(other.text_)),
           count_(std::exchange(other.count_, 0)),
-          indexed_(std::exchange(other.indexed_, 0)),
-          index_(other.index_) {
+          index_(other.index_),
+          indexed_(std::exchange(other.indexed_, 0)) {
         other.text_.clear();
     }
     HeaderLines& operator=(HeaderLines&& other) noexcept {
@@ -151,15 +151,15 @@ class HeaderLines {
 
     // Where each of the first lines ends and how long its name is (end in the low 20 bits, the
     // name's length above), so that finding, filtering and visiting read no text. Lines past
-    // the index, or too long for it, are scanned; once one is, so are all after it. Eight:
-    // most answers have fewer lines, and a Response lives in several coroutine frames, which
-    // glibc's per-thread cache only takes up to 1 032 bytes.
-    static constexpr std::size_t kIndexed = 8;
+    // the index, or too long for it, are scanned; once one is, so are all after it. Six: most
+    // proxied answers have no more lines, and a Response lives in several coroutine frames,
+    // which glibc's per-thread cache only takes up to 1 032 bytes (the whole list is 64 bytes).
+    static constexpr std::size_t kIndexed = 6;
     static constexpr std::uint32_t kEndBits = 20;
     std::string text_;
     std::uint32_t count_ = 0;
-    std::uint32_t indexed_ = 0;  // lines [0, indexed_) are in index_
     std::array<std::uint32_t, kIndexed> index_{};
+    std::uint8_t indexed_ = 0;  // lines [0, indexed_) are in index_
 };
 
 // Decodes %XX and '+' of an application/x-www-form-urlencoded component; nullopt when malformed.

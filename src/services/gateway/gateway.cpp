@@ -833,8 +833,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
     // what lives across a suspension; routing, the choice of destination, the mirror and the
     // building of answers are plain functions.
     asio::awaitable<Response> handle(http::Request& request);
-    asio::awaitable<Response> run_route(http::Request& request,
-                                        std::shared_ptr<const Snapshot> current, RouteMatch match);
+    // `current` stays alive with the request's route_owner.
+    asio::awaitable<Response> run_route(http::Request& request, const Snapshot& current,
+                                        RouteMatch match);
     std::optional<Response> route(http::Request& request, const Snapshot& current,
                                   RouteMatch& match);
     asio::awaitable<Response> forward(http::Request& request, const RouteMatch& match,
@@ -905,24 +906,23 @@ asio::awaitable<Response> Gateway::Impl::handle(http::Request& request) {
     // A route without plugins has nothing to run around the exchange: no coroutine of its own
     // (the request's route_owner keeps the snapshot alive).
     if (match.plugins.empty()) return forward(request, match, *current);
-    return run_route(request, std::move(current), match);
+    return run_route(request, *current, match);
 }
 
-asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request,
-                                                   std::shared_ptr<const Snapshot> current,
+asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request, const Snapshot& current,
                                                    RouteMatch match) {
     Exchange exchange{request, match, {}, {}, {}};
     std::optional<Response> answer;
     for (const PluginSpec* spec : match.plugins) {
-        Plugin& plugin = *current->plugins.at(spec);
-        if (!plugin.decide_now(exchange, answer)) answer = co_await plugin.on_request(exchange);
+        Plugin& plugin = *current.plugins.at(spec);
+        if (!plugin.decide_now(exchange, answer)) co_await plugin.on_request(exchange, answer);
         if (answer) break;
     }
-    if (!answer) answer = co_await forward(request, match, *current);
+    if (!answer) answer = co_await forward(request, match, current);
     // Every plugin of the route sees the response, also when an earlier one answered (Kong's
     // header and log phases): CORS headers on a 401, the 429 in the request counts.
     for (const PluginSpec* spec : match.plugins) {
-        current->plugins.at(spec)->on_response(exchange, *answer);
+        current.plugins.at(spec)->on_response(exchange, *answer);
     }
     answer->set_headers(exchange.response_headers);
     co_return std::move(*answer);

@@ -61,8 +61,9 @@ class ImmediatePlugin : public Plugin {
         answer = decide(exchange);
         return true;
     }
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) final {
-        co_return decide(exchange);
+    boost::asio::awaitable<void> on_request(Exchange& exchange, Early& answer) final {
+        answer = decide(exchange);
+        co_return;
     }
 
   protected:
@@ -215,19 +216,23 @@ class JwtPlugin final : public Plugin {
         return true;
     }
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    boost::asio::awaitable<void> on_request(Exchange& exchange, Early& answer) override {
         auto presented = present(exchange);
-        if (presented.answer) co_return std::move(*presented.answer);
+        if (presented.answer) {
+            answer = std::move(*presented.answer);
+            co_return;
+        }
         std::shared_ptr<const auth::JwtCodec> fetched;
         if (jwks_) {
             fetched =
                 co_await jwks_->find(unverified_header_kid(presented.token), kJwksLeewaySeconds);
             if (fetched == nullptr) {
-                co_return error(json::ErrorCode::Unauthorized, 401,
-                                "no key in the JWKS matches the token", exchange);
+                answer = error(json::ErrorCode::Unauthorized, 401,
+                               "no key in the JWKS matches the token", exchange);
+                co_return;
             }
         }
-        co_return verify(exchange, presented.token, fetched.get());
+        answer = verify(exchange, presented.token, fetched.get());
     }
 
   private:
@@ -562,17 +567,19 @@ class RateLimitingPlugin final : public Plugin {
         return true;
     }
 
-    boost::asio::awaitable<Early> on_request(Exchange& exchange) override {
+    boost::asio::awaitable<void> on_request(Exchange& exchange, Early& answer) override {
         const std::string key = key_of(exchange);
         const auto now = std::chrono::system_clock::now();
         auto decision = co_await counter_.hit(key, windows_, now);
         if (!decision) {
             // Only reachable without a fallback counter; Kong's fault_tolerant semantics.
-            if (config_.fault_tolerant) co_return std::nullopt;
-            co_return error(json::ErrorCode::Internal, 500, "rate limiting is unavailable",
-                            exchange);
+            if (!config_.fault_tolerant) {
+                answer =
+                    error(json::ErrorCode::Internal, 500, "rate limiting is unavailable", exchange);
+            }
+            co_return;
         }
-        co_return conclude(exchange, *decision, now);
+        answer = conclude(exchange, *decision, now);
     }
 
   private:

@@ -46,9 +46,11 @@ class Plugin {
     // own work. False when only on_request can decide (a key set to fetch, Redis to ask).
     virtual bool decide_now(Exchange& exchange,
                             std::optional<platform::http::Response>& answer) = 0;
-    // The request phase when decide_now returned false.
-    virtual boost::asio::awaitable<std::optional<platform::http::Response>> on_request(
-        Exchange& exchange) = 0;
+    // The request phase when decide_now returned false; sets `answer` as decide_now does (an
+    // answer written there, not returned: a returned Response would take room in the caller's
+    // coroutine frame).
+    virtual boost::asio::awaitable<void> on_request(
+        Exchange& exchange, std::optional<platform::http::Response>& answer) = 0;
     // Adjusts the response on the way back (also for answers other plugins gave).
     virtual void on_response(Exchange& /*exchange*/, platform::http::Response& /*response*/) {}
 };
