@@ -135,6 +135,10 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     asio::awaitable<void> session(tcp::socket accepted);
     asio::awaitable<bool> write(Connection& connection, Response response, bool keep_alive,
                                 bool head_request = false, bool http10 = false);
+    // Writes the protocol error answer and closes. The session calls this rather than building
+    // the Response in its own co_await expressions: each would take a slot of the session's
+    // frame, which every connection keeps while idle.
+    asio::awaitable<bool> refuse(Connection& connection, int status, std::string_view message);
     // The part of writing an answer that needs no waiting (see PendingWrite), and the rest.
     PendingWrite begin_write(Connection& connection, const Response& response, bool keep_alive,
                              bool head_request, bool http10);
@@ -474,6 +478,11 @@ asio::awaitable<bool> Server::State::write(Connection& connection, Response resp
     co_return co_await finish_write(connection, std::move(response), pending);
 }
 
+asio::awaitable<bool> Server::State::refuse(Connection& connection, int status,
+                                            std::string_view message) {
+    co_return co_await write(connection, protocol_error(status, message), false);
+}
+
 asio::awaitable<bool> Server::State::write_body(Connection& connection, BodySource& source,
                                                 BodyFraming framing) {
     char size_line[24];
@@ -582,18 +591,15 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
             }
             if (header_ec) {
                 if (header_ec == bhttp::error::header_limit) {
-                    co_await write(*connection,
-                                   protocol_error(431, "request headers are too large"), false);
+                    co_await refuse(*connection, 431, "request headers are too large");
                 } else if (header_ec == bhttp::error::body_limit) {
                     unread_body = true;
-                    co_await write(*connection, protocol_error(413, "request body is too large"),
-                                   false);
+                    co_await refuse(*connection, 413, "request body is too large");
                 } else if (header_ec != bhttp::error::end_of_stream &&
                            !connection->timeout(header_ec) && header_ec != asio::error::eof &&
                            header_ec != asio::error::operation_aborted &&
                            header_ec != asio::error::connection_reset && buffer.size() > 0) {
-                    co_await write(*connection, protocol_error(400, "malformed HTTP request"),
-                                   false);
+                    co_await refuse(*connection, 400, "malformed HTTP request");
                 }
                 break;
             }
@@ -604,8 +610,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
                 parser.content_length().value_or(0) > options.max_body_bytes) {
                 // Checked before any 100 Continue, so the client does not start sending it.
                 unread_body = true;
-                co_await write(*connection, protocol_error(413, "request body is too large"),
-                               false);
+                co_await refuse(*connection, 413, "request body is too large");
                 break;
             }
             if (!parser.is_done() && iequals(request.header("Expect"), "100-continue")) {
@@ -629,12 +634,9 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
                 if (body_ec) {
                     if (body_ec == bhttp::error::body_limit) {
                         unread_body = true;
-                        co_await write(*connection,
-                                       protocol_error(413, "request body is too large"), false);
+                        co_await refuse(*connection, 413, "request body is too large");
                     } else if (connection->timeout(body_ec)) {
-                        co_await write(*connection,
-                                       protocol_error(408, "request body was not received in time"),
-                                       false);
+                        co_await refuse(*connection, 408, "request body was not received in time");
                     }
                     break;
                 }
@@ -668,8 +670,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         if (response.status == 101 && response.on_upgrade) {
             if (draining.load()) {
                 // A connection that would outlive the drain is refused, not half-opened.
-                co_await write(*connection, protocol_error(503, "the server is shutting down"),
-                               false);
+                co_await refuse(*connection, 503, "the server is shutting down");
                 break;
             }
             auto on_upgrade = std::move(response.on_upgrade);
