@@ -541,12 +541,13 @@ std::chrono::seconds period_length(RateLimitPeriod period) {
 class Decimal {
   public:
     explicit Decimal(std::int64_t value)
-        : end_(std::to_chars(std::begin(digits_), std::end(digits_), value).ptr) {}
-    std::string_view text() const { return {digits_, static_cast<std::size_t>(end_ - digits_)}; }
+        : size_(static_cast<std::size_t>(
+              std::to_chars(std::begin(digits_), std::end(digits_), value).ptr - digits_)) {}
+    std::string_view text() const { return {digits_, size_}; }
 
   private:
     char digits_[24];
-    const char* end_;
+    std::size_t size_;  // a length, not an end pointer, so that a copy stays valid
 };
 
 class RateLimitingPlugin final : public Plugin {
