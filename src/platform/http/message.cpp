@@ -5,6 +5,7 @@
 #include <array>
 #include <cctype>
 #include <cstring>
+#include <functional>
 
 #include "platform/http/head_text.h"
 
@@ -124,7 +125,24 @@ Response Response::text(int status, std::string body, std::string_view content_t
     return response;
 }
 
+namespace {
+
+// Whether `part` points into `text`: such a view moves when the text is rewritten.
+bool points_into(std::string_view part, std::string_view text) {
+    const std::less_equal<const char*> not_after;
+    return !part.empty() && not_after(text.data(), part.data()) &&
+           not_after(part.data() + part.size(), text.data() + text.size());
+}
+
+}  // namespace
+
 Response& Response::set_header(std::string_view name, std::string_view value) {
+    if (points_into(name, header_lines.text()) || points_into(value, header_lines.text())) {
+        // A value read from these lines (header() returns a view into them).
+        const std::string name_copy(name);
+        const std::string value_copy(value);
+        return set_header(name_copy, value_copy);
+    }
     std::erase_if(headers, [name](const auto& header) { return iequals(header.first, name); });
     header_lines.erase(name);
     header_lines.append(name, value);
@@ -191,7 +209,8 @@ void HeaderLines::append_parsed_line(std::string_view line, std::size_t name_siz
 void HeaderLines::append(const HeaderLines& other) {
     make_room(other.text_.size());
     std::size_t at = 0;
-    for (std::size_t i = 0; i < other.count_; ++i) {
+    const std::size_t lines = other.count_;  // `other` may be this list
+    for (std::size_t i = 0; i < lines; ++i) {
         const Line line = other.line_at(i, at);
         text_.append(other.text_, at, line.length);
         note_line(text_.size(), line.name.size());

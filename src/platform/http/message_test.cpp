@@ -79,6 +79,22 @@ TEST(HeaderTest, ResponseSetHeaderWithALineBreakSetsNothingAndRemovesTheOld) {
     EXPECT_EQ(response.header("X-Injected"), "");
 }
 
+// header() returns a view into the lines, which set_header rewrites: removing "A" moves "B"'s
+// line to the front, and the new line is written where "B"'s value was.
+TEST(HeaderTest, ResponseSetHeaderTakesAValueReadFromItsOwnLines) {
+    Response response;
+    response.set_header("A", std::string(30, 'a'));
+    response.set_header("B", std::string(30, 'b'));
+    response.set_header("A", response.header("B"));
+    EXPECT_EQ(response.header("A"), std::string(30, 'b'));
+    EXPECT_EQ(response.header("B"), std::string(30, 'b'));
+    response.header_lines.append(response.header_lines);
+    EXPECT_EQ(response.header_lines.size(), 4u);
+    const std::string line_b = "B: " + std::string(30, 'b') + "\r\n";
+    const std::string line_a = "A: " + std::string(30, 'b') + "\r\n";
+    EXPECT_EQ(response.header_lines.text(), line_b + line_a + line_b + line_a);
+}
+
 TEST(HeaderTest, ResponseSetHeadersReplacesEachNameOnce) {
     Response response;
     response.headers = {{"X-RateLimit-Limit", "1"}};
