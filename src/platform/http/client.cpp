@@ -358,7 +358,6 @@ class StreamParser final : public bhttp::basic_parser<false> {
     }
     void on_response_impl(int code, beast::string_view, int, error_code&) override {
         status_ = code;
-        lines_.reserve(256);
     }
     void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
                        error_code&) override {

@@ -118,7 +118,6 @@ class HeaderLines {
     std::string_view text() const { return text_; }
     std::size_t size() const { return count_; }
     bool empty() const { return count_ == 0; }
-    void reserve(std::size_t bytes) { text_.reserve(bytes); }
 
   private:
     struct Line {
