@@ -1,6 +1,7 @@
-# Shared by bench/gateway/compare.sh and instructions.sh (sourced, not run): the run directory
-# and its cleanup, free ports, template rendering, the nginx upstream and the bench's JWT.
-# Expects $nginx and $python set by the caller.
+# Shared by bench/gateway/compare.sh, instructions.sh and frames.sh (sourced, not run): the run
+# directory and its cleanup, free ports, template rendering, the nginx upstream, the gateway's
+# start and the bench's JWT. Expects $here, $nginx and $python set by the caller, and $aether
+# for launch_gateway.
 
 # A temporary run directory; every pid added to `pids` is killed and the directory removed on
 # exit (Ctrl-C included).
@@ -63,4 +64,49 @@ claims = {"sub": str(uuid.uuid4()), "email": "bench@example.com", "type": "acces
           "exp": now + 3600, "jti": uuid.uuid4().hex, "roles": ["user"], "permissions": []}
 print(jwt.encode(claims, os.environ["AETHER_AUTH_JWT_SECRET"], algorithm="HS256"))
 PY
+}
+
+# Sets `variant` (the gateway configuration: plain or plugins) for a bench target (gateway or
+# plugins), and `auth`, the curl and wrk arguments its requests need.
+select_variant() {  # target
+  variant=plain
+  auth=()
+  if [[ $1 == plugins ]]; then
+    variant=plugins
+    auth=(-H "Authorization: Bearer $(mint_token)")
+  fi
+}
+
+# Starts the gateway on core 1 with gateway-VARIANT.yaml.in in front of the upstream, listening
+# on PORT, its stderr in LOG, run through WRAPPER... if given (valgrind, env LD_PRELOAD=...).
+# Sets launched_pid. Only the AETHER_* variables meant here reach it (unknown ones are
+# configuration errors); LOG_ACCESS=true turns its access log on.
+launch_gateway() {  # variant port log [wrapper...]
+  local variant=$1 port=$2 log=$3
+  shift 3
+  render "$here/gateway-$variant.yaml.in" "$work/gateway-$variant.yaml" UPSTREAM_PORT="$upstream_port"
+  env -i PATH="$PATH" HOME="$HOME" \
+    AETHER_GATEWAY_CONFIG="$work/gateway-$variant.yaml" \
+    AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" \
+    AETHER_LOG_ACCESS="${LOG_ACCESS:-false}" \
+    AETHER_HTTP_IO_THREADS=1 \
+    AETHER_BLOCKING_THREADS=1 \
+    taskset -c 1 "$@" "$aether" serve --target=gateway --listen "127.0.0.1:$port" \
+    --data-dir "$work/data-$variant" >/dev/null 2>"$log" &
+  launched_pid=$!
+  pids+=("$launched_pid")
+}
+
+# Waits until URL answers 200 to curl with ARGS; fails, showing LOG, when PID exits first or a
+# minute passes (a proxy under valgrind takes seconds to start).
+wait_ok() {  # pid log url [curl args...]
+  local pid=$1 log=$2 url=$3
+  shift 3
+  for _ in $(seq 1 600); do
+    kill -0 "$pid" 2>/dev/null || { echo "process $pid exited:" >&2; cat "$log" >&2; exit 1; }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true) == 200 ]] && return 0
+    sleep 0.1
+  done
+  echo "$url did not answer 200 within a minute" >&2
+  exit 1
 }

@@ -100,25 +100,14 @@ auth=(-H "Authorization: Bearer $token")
 
 declare -A gateway_pid gateway_port
 start_gateway() {  # variant (plain|plugins)
-  local variant=$1 port log
+  local variant=$1 port log log_access=false
   port=$(free_port)
   log="$work/gateway-$variant.err"
-  render "$here/gateway-$variant.yaml.in" "$work/gateway-$variant.yaml" UPSTREAM_PORT="$upstream_port"
-  # Only the AETHER_* variables meant here: unknown ones are configuration errors.
-  local log_access=false
   [[ $access_log != off ]] && log_access=true
-  env -i PATH="$PATH" HOME="$HOME" \
-    AETHER_GATEWAY_CONFIG="$work/gateway-$variant.yaml" \
-    AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" \
-    AETHER_LOG_ACCESS=$log_access \
-    AETHER_HTTP_IO_THREADS=1 \
-    AETHER_BLOCKING_THREADS=1 \
-    taskset -c 1 "$aether" serve --target=gateway --listen "127.0.0.1:$port" --data-dir "$work/data-$variant" \
-    >/dev/null 2>"$log" &
-  pids+=($!)
-  gateway_pid[$variant]=$!
+  LOG_ACCESS=$log_access launch_gateway "$variant" "$port" "$log"
+  gateway_pid[$variant]=$launched_pid
   gateway_port[$variant]=$port
-  wait_http "$port" "$!" "$log"
+  wait_http "$port" "$launched_pid" "$log"
 }
 
 if ((gateway)); then

@@ -27,25 +27,11 @@ source "$here/common.sh"
 cc -O2 -shared -fPIC -o "$work/frame_sizes.so" "$here/frame_sizes.c" -ldl
 start_upstream
 proxy_port=$(free_port)
-variant=plain
-auth=()
-if [[ $target == plugins ]]; then
-  variant=plugins
-  auth=(-H "Authorization: Bearer $(mint_token)")
-fi
-render "$here/gateway-$variant.yaml.in" "$work/gateway.yaml" UPSTREAM_PORT="$upstream_port"
-env -i PATH="$PATH" HOME="$HOME" LD_PRELOAD="$work/frame_sizes.so" \
-  FRAME_SIZES_OUT="$work/sizes.txt" AETHER_GATEWAY_CONFIG="$work/gateway.yaml" \
-  AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" AETHER_LOG_ACCESS=false \
-  AETHER_HTTP_IO_THREADS=1 AETHER_BLOCKING_THREADS=1 \
-  taskset -c 1 "$aether" serve --target=gateway --listen "127.0.0.1:$proxy_port" \
-  --data-dir "$work/data" >/dev/null 2>"$work/proxy.err" &
-proxy_pid=$!
-pids+=("$proxy_pid")
-for _ in $(seq 1 100); do
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${auth[@]}" "http://127.0.0.1:$proxy_port/" || true) == 200 ]] && break
-  sleep 0.1
-done
+select_variant "$target"
+launch_gateway "$variant" "$proxy_port" "$work/proxy.err" \
+  env LD_PRELOAD="$work/frame_sizes.so" FRAME_SIZES_OUT="$work/sizes.txt"
+proxy_pid=$launched_pid
+wait_ok "$proxy_pid" "$work/proxy.err" "http://127.0.0.1:$proxy_port/" "${auth[@]}"
 requests=$(taskset -c 0 wrk -t1 -c50 -d"${secs}s" "${auth[@]}" "http://127.0.0.1:$proxy_port/" |
   awk '/requests in/{print $1}')
 # A graceful stop runs the shim's destructor, which writes the counts.

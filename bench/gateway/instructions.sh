@@ -28,40 +28,23 @@ source "$here/common.sh"
 start_upstream
 proxy_port=$(free_port)
 
-auth=()
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
-case $target in
-  nginx)
-    # One process: the worker is the one measured.
-    render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" \
-      UPSTREAM_PORT="$upstream_port" RUN_DIR="$work" ACCESS_LOG=off
-    sed -i 's|^daemon off;|daemon off;\nmaster_process off;|' "$work/proxy.conf"
-    taskset -c 1 "${callgrind[@]}" "$nginx" -p "$work" -e "$work/proxy-error.log" \
-      -c "$work/proxy.conf" >/dev/null 2>"$work/proxy.err" &
-    ;;
-  gateway | plugins)
-    variant=plain
-    if [[ $target == plugins ]]; then
-      variant=plugins
-      token=$(mint_token)
-      auth=(-H "Authorization: Bearer $token")
-    fi
-    render "$here/gateway-$variant.yaml.in" "$work/gateway.yaml" UPSTREAM_PORT="$upstream_port"
-    env -i PATH="$PATH" HOME="$HOME" AETHER_GATEWAY_CONFIG="$work/gateway.yaml" \
-      AETHER_AUTH_JWT_SECRET="$AETHER_AUTH_JWT_SECRET" AETHER_LOG_ACCESS=false \
-      AETHER_HTTP_IO_THREADS=1 AETHER_BLOCKING_THREADS=1 \
-      taskset -c 1 "${callgrind[@]}" "$aether" serve --target=gateway \
-      --listen "127.0.0.1:$proxy_port" --data-dir "$work/data" >/dev/null 2>"$work/proxy.err" &
-    ;;
-esac
-proxy_pid=$!
-pids+=("$proxy_pid")
-
-for _ in $(seq 1 600); do
-  kill -0 "$proxy_pid" 2>/dev/null || { echo "the proxy exited:" >&2; cat "$work/proxy.err" >&2; exit 1; }
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${auth[@]}" "http://127.0.0.1:$proxy_port/" || true) == 200 ]] && break
-  sleep 0.1
-done
+if [[ $target == nginx ]]; then
+  auth=()
+  # One process: the worker is the one measured.
+  render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" \
+    UPSTREAM_PORT="$upstream_port" RUN_DIR="$work" ACCESS_LOG=off
+  sed -i 's|^daemon off;|daemon off;\nmaster_process off;|' "$work/proxy.conf"
+  taskset -c 1 "${callgrind[@]}" "$nginx" -p "$work" -e "$work/proxy-error.log" \
+    -c "$work/proxy.conf" >/dev/null 2>"$work/proxy.err" &
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+else
+  select_variant "$target"
+  launch_gateway "$variant" "$proxy_port" "$work/proxy.err" "${callgrind[@]}"
+  proxy_pid=$launched_pid
+fi
+wait_ok "$proxy_pid" "$work/proxy.err" "http://127.0.0.1:$proxy_port/" "${auth[@]}"
 taskset -c 0 wrk -t1 -c50 -d3s "${auth[@]}" "http://127.0.0.1:$proxy_port/" >/dev/null
 callgrind_control -i on "$proxy_pid" >/dev/null 2>&1
 requests=$(taskset -c 0 wrk -t1 -c50 -d"${secs}s" "${auth[@]}" "http://127.0.0.1:$proxy_port/" |
