@@ -409,8 +409,6 @@ struct HeadOutcome {
     std::unique_ptr<QuickResponse> quick;  // set instead of the parser for a quick response
 };
 
-// Writes the request and reads the head of the final response into `parser`; the body is left
-// on the connection for the caller to read piece by piece.
 // A request serialized by hand: Beast's serializer and field container cost ~30k instructions
 // per proxied request, several times what building one string does.
 struct WireRequest {
@@ -466,41 +464,78 @@ asio::awaitable<error_code> send_body_stream(Stream& stream, beast::tcp_stream& 
     }
 }
 
+// Where an exchange of exchange_head starts: at the first byte of the request, part way
+// through it, or with all of it sent and the answer's deadline set (the client's quick path,
+// whose first read found no quick answer).
+struct ExchangeStart {
+    std::size_t sent = 0;  // bytes of the head and body already written
+    std::optional<Clock::time_point> head_deadline;
+};
+
+// When the upstream must have started its answer: read_timeout after the request is out (a
+// long upload does not eat into it), and never past the request's own deadline unless the body
+// was streamed.
+Clock::time_point head_deadline_of(const WireRequest& request, Clock::time_point deadline) {
+    return request.body_stream ? Clock::now() + request.stream_timeout
+                               : std::min(deadline, Clock::now() + request.stream_timeout);
+}
+
+// What a read that left the head incomplete means: the end of the stream before any byte of an
+// answer, a truncated head, the head watch's timeout, or the socket's own error.
+error_code head_read_error(error_code ec, const Connection& connection, StreamParser* parser) {
+    if (ec && connection.head_timed_out) return beast::error::timeout;
+    if (ec != asio::error::eof) return ec;
+    if (parser && parser->got_some()) {
+        error_code eof_ec;
+        parser->put_eof(eof_ec);
+        return eof_ec ? eof_ec : error_code(bhttp::error::partial_message);
+    }
+    return bhttp::error::end_of_stream;
+}
+
+// Writes the request (what `start` says is left of it) and reads the head of the final
+// response into `parser`; the body is left on the connection for the caller to read piece by
+// piece.
 template <class Stream>
 asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connection, HeadWatch& watch,
                                            const WireRequest& request, Clock::time_point deadline,
-                                           std::unique_ptr<StreamParser>& parser) {
+                                           std::unique_ptr<StreamParser>& parser,
+                                           ExchangeStart start) {
     beast::tcp_stream& tcp = connection.tcp();
     beast::flat_buffer& buffer = connection.buffer;
     HeadOutcome out;
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
-                                              asio::buffer(request.body)};
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        auto rest = detail::send_now(tcp.socket(), buffers, out.ec);
-        out.sent_bytes = beast::buffer_bytes(rest) < beast::buffer_bytes(buffers);
-        if (!out.ec && beast::buffer_bytes(rest) > 0) {
+    if (start.head_deadline) {
+        out.sent_bytes = true;
+        deadline = *start.head_deadline;
+    } else {
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
+                                                  asio::buffer(request.body)};
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            beast::buffers_suffix<decltype(buffers)> rest(buffers);
+            rest.consume(start.sent);
+            if (start.sent == 0) rest = detail::send_now(tcp.socket(), buffers, out.ec);
+            out.sent_bytes = beast::buffer_bytes(rest) < beast::buffer_bytes(buffers);
+            if (!out.ec && beast::buffer_bytes(rest) > 0) {
+                tcp.expires_at(deadline);
+                auto [write_ec, written] = co_await asio::async_write(stream, rest, kUse);
+                out.sent_bytes = out.sent_bytes || written > 0;
+                out.ec = write_ec;
+            }
+        } else {
             tcp.expires_at(deadline);
-            auto [write_ec, written] = co_await asio::async_write(stream, rest, kUse);
-            out.sent_bytes = out.sent_bytes || written > 0;
+            auto [write_ec, written] = co_await asio::async_write(stream, buffers, kUse);
+            out.sent_bytes = written > 0;
             out.ec = write_ec;
         }
-    } else {
-        tcp.expires_at(deadline);
-        auto [write_ec, written] = co_await asio::async_write(stream, buffers, kUse);
-        out.sent_bytes = written > 0;
-        out.ec = write_ec;
-    }
-    if (out.ec) co_return out;
-    if (request.body_stream) {
-        if (auto stream_ec = co_await send_body_stream(stream, tcp, request, out.body_error)) {
-            out.ec = stream_ec;
-            co_return out;
+        if (out.ec) co_return out;
+        if (request.body_stream) {
+            if (auto stream_ec = co_await send_body_stream(stream, tcp, request, out.body_error)) {
+                out.ec = stream_ec;
+                co_return out;
+            }
         }
+        deadline = head_deadline_of(request, deadline);
     }
-    // Once the request is out, the upstream has read_timeout to start answering (a long upload
-    // does not eat into it).
-    deadline = request.body_stream ? Clock::now() + request.stream_timeout
-                                   : std::min(deadline, Clock::now() + request.stream_timeout);
     for (;;) {
         parser.reset();
         // Reads and parses in this loop rather than with Beast's read_header, whose layers of
@@ -527,7 +562,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
                 // own timer bounds the read.
                 Watched watched(watch, connection, deadline);
                 auto [socket_ec, bytes] = co_await tcp.socket().async_read_some(room, kUse);
-                ec = socket_ec && connection.head_timed_out ? beast::error::timeout : socket_ec;
+                ec = socket_ec;
                 read = bytes;
             } else {
                 tcp.expires_at(deadline);
@@ -537,17 +572,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
             }
             buffer.commit(read);
             out.got_bytes = out.got_bytes || read > 0;
-            if (ec == asio::error::eof) {
-                // As Beast's read: end of stream before any byte, else a truncated head.
-                if (parser && parser->got_some()) {
-                    parser->put_eof(read_ec);
-                    if (!read_ec) read_ec = bhttp::error::partial_message;
-                } else {
-                    read_ec = bhttp::error::end_of_stream;
-                }
-            } else {
-                read_ec = ec;
-            }
+            if (ec) read_ec = head_read_error(ec, connection, parser.get());
         }
         out.got_bytes = out.got_bytes || out.quick != nullptr || (parser && parser->got_some()) ||
                         buffer.size() > 0;
@@ -1410,6 +1435,38 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         return response;
     }
 
+    // exchange_head on the connection's stream, plain or TLS. Not a coroutine: one co_await in
+    // the caller's frame instead of one per stream type.
+    asio::awaitable<HeadOutcome> exchange_on(Connection& connection, const WireRequest& request,
+                                             Clock::time_point deadline,
+                                             std::unique_ptr<StreamParser>& parser,
+                                             ExchangeStart start) {
+        if (connection.tls) {
+            return exchange_head(*connection.tls, connection, head_watch_, request, deadline,
+                                 parser, start);
+        }
+        return exchange_head(*connection.plain, connection, head_watch_, request, deadline, parser,
+                             start);
+    }
+
+    // Writes a plain request whole when the socket takes it at once, which a small one nearly
+    // always is; the start for exchange_head otherwise. A request with a streamed body is left
+    // to exchange_head whole.
+    static ExchangeStart send_at_once(Connection& connection, const WireRequest& request,
+                                      Clock::time_point deadline, HeadOutcome& outcome) {
+        ExchangeStart start;
+        if (request.body_stream) return start;
+        const std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
+                                                        asio::buffer(request.body)};
+        const auto rest = detail::send_now(connection.plain->socket(), buffers, outcome.ec);
+        start.sent = beast::buffer_bytes(buffers) - beast::buffer_bytes(rest);
+        outcome.sent_bytes = start.sent > 0;
+        if (!outcome.ec && beast::buffer_bytes(rest) == 0) {
+            start.head_deadline = head_deadline_of(request, deadline);
+        }
+        return start;
+    }
+
     // `self` keeps the client alive for the call.
     asio::awaitable<StreamedResult> send_streamed(std::shared_ptr<Impl> self,
                                                   ClientRequest request) {
@@ -1441,13 +1498,36 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             auto& connection = *lease->connection();
             std::unique_ptr<StreamParser> parser;
             HeadOutcome outcome;
-            if (connection.tls) {
-                outcome = co_await exchange_head(*connection.tls, connection, head_watch_,
-                                                 prepared->wire, prepared->deadline, parser);
-            } else {
+            ExchangeStart start;
+            if (!connection.tls) {
                 start_head_sweep();
-                outcome = co_await exchange_head(*connection.plain, connection, head_watch_,
-                                                 prepared->wire, prepared->deadline, parser);
+                start = send_at_once(connection, prepared->wire, prepared->deadline, outcome);
+            }
+            if (start.head_deadline) {
+                // The whole request went at once: the answer is most often one read away and
+                // common enough for the quick parser, so it is read here, without the frame of a
+                // coroutine of its own (exchange_head takes over otherwise).
+                auto& buffer = connection.buffer;
+                error_code read_ec;
+                std::size_t read = 0;
+                {
+                    Watched watched(head_watch_, connection, *start.head_deadline);
+                    std::tie(read_ec, read) = co_await connection.plain->socket().async_read_some(
+                        buffer.prepare(beast::read_size(buffer, 65536)), kUse);
+                }
+                buffer.commit(read);
+                outcome.sent_bytes = true;
+                outcome.got_bytes = read > 0;
+                if (read_ec) {
+                    outcome.ec = head_read_error(read_ec, connection, nullptr);
+                } else if (!prepared->wire.head_method) {
+                    outcome.quick = quick_response(buffer);
+                }
+            }
+            // Unless it failed before an answer, or was answered on the quick path.
+            if (!outcome.ec && !outcome.quick) {
+                outcome = co_await exchange_on(connection, prepared->wire, prepared->deadline,
+                                               parser, start);
             }
             sent_any = sent_any || outcome.sent_bytes;
             if (!outcome.ec && outcome.quick) {

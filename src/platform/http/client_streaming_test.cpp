@@ -603,6 +603,41 @@ TEST_F(HttpClientStreamingTest, AnswerHeadersReadTheSameWholeOrInPieces) {
     EXPECT_EQ(client.stats().connections_created, 1u);
 }
 
+// The client's first read after a request takes the quick path; a head it leaves incomplete is
+// finished by the general one, and one the upstream cuts short is an error, not a retry.
+TEST_F(HttpClientStreamingTest, AHeadSplitAcrossReadsIsJoinedAndAHeadCutShortIsAnError) {
+    Upstream upstream(io_, [](Peer& peer, int) -> asio::awaitable<void> {
+        for (;;) {
+            auto request = co_await peer.read_request();
+            if (!request) co_return;
+            if (!co_await peer.write("HTTP/1.1 200 OK\r\nX-Split: befo")) co_return;
+            co_await peer.pause(50ms);
+            if (request->target() == "/cut") {
+                peer.shutdown_send();
+                co_await peer.closed_by_client(5s);
+                co_return;
+            }
+            if (!co_await peer.write("re\r\nContent-Length: 2\r\n\r\nok")) co_return;
+        }
+    });
+    HttpClient client(io_.get_executor());
+
+    auto split = send_now(io_, client, get(upstream.url("/split")));
+    ASSERT_TRUE(split) << describe(split);
+    EXPECT_EQ(split->status, 200);
+    EXPECT_EQ(split->header_lines.text(), "X-Split: before\r\nContent-Length: 2\r\n");
+    ASSERT_TRUE(split->complete_body);
+    EXPECT_EQ(*split->complete_body, "ok");
+    EXPECT_EQ(client.stats().idle_connections, 1u);
+
+    auto cut = send_now(io_, client, get(upstream.url("/cut")));
+    ASSERT_FALSE(cut);
+    EXPECT_EQ(cut.error().kind, ClientError::ProtocolError) << describe(cut);
+    EXPECT_TRUE(cut.error().request_sent);
+    EXPECT_EQ(upstream.accepted(), 1);
+    EXPECT_EQ(client.stats().open_connections, 0u);
+}
+
 TEST_F(HttpClientStreamingTest, ChunkedBodyIsDecodedWhateverTheReadBoundaries) {
     const std::string body = pattern(1 + 7 + 20000 + 3);
     std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
