@@ -1123,13 +1123,16 @@ Response proxied_response(http::StreamedResponse&& result,
     return response;
 }
 
-// The request of one attempt to `url`. The last (often the only) attempt takes the body;
-// earlier ones send a copy.
+// The request of one attempt to the target's `base` URL and `path`. The last (often the only)
+// attempt takes the body; earlier ones send a copy.
 http::ClientRequest attempt_request(http::Request& request, const RouteMatch& match,
-                                    const ServiceRuntime& runtime, bool upgrade, std::string url,
-                                    bool last) {
+                                    const ServiceRuntime& runtime, bool upgrade,
+                                    std::string_view base, std::string_view path, bool last) {
     http::ClientRequest attempt = upstream_request(request, match, runtime, upgrade);
-    attempt.url = std::move(url);
+    // One allocation: `base + path` copied the base, then grew it for the path.
+    attempt.url.reserve(base.size() + path.size());
+    attempt.url.append(base);
+    attempt.url.append(path);
     if (last) {
         attempt.body = std::move(request.body);
     } else {
@@ -1161,7 +1164,7 @@ asio::awaitable<Response> Gateway::Impl::proxy(http::Request& request, RouteMatc
         // lived across the co_await would sit in this frame, and push it past what glibc's
         // per-thread cache takes.
         auto exchange = runtime.client->send_streamed(attempt_request(
-            request, match, runtime, upgrade, target->base + path, attempt + 1 == attempts));
+            request, match, runtime, upgrade, target->base, path, attempt + 1 == attempts));
         auto result = co_await std::move(exchange);
         if (result) {
             runtime.balancer->succeeded(target);
