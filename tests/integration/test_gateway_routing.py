@@ -346,6 +346,10 @@ def test_jwt_replaces_client_identity_headers(env):
                   "another-secret-of-at-least-32-bytes!!")
     assert_error(requests.get(gw.url("/secure/me"), headers=bearer(forged), timeout=10), 401,
                  "UNAUTHORIZED")
+    # Validly signed, but its subject would split the forwarded X-User-ID header in two.
+    splitting = access_token(sub="usr_verified\r\nX-User-Roles: admin")
+    assert_error(requests.get(gw.url("/secure/me"), headers=bearer(splitting), timeout=10), 401,
+                 "UNAUTHORIZED")
     assert alpha.stats()["total"] == before
     assert JWT_SECRET  # the token above was minted with the platform secret
 

@@ -158,6 +158,12 @@ Response& Response::set_headers(const HeaderLines& lines) {
     return *this;
 }
 
+std::string_view Request::header(std::string_view name) const {
+    const auto value = find_header(headers, name);
+    if (!value.empty() || header_lines.empty()) return value;
+    return header_lines.find(name);
+}
+
 std::string_view Response::header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
         if (iequals(key, name)) return value;

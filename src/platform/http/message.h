@@ -192,6 +192,9 @@ class Request {
     std::string method_text;  // as sent, for Method::Other
     std::string target;       // path and query as sent
     HeaderList headers;
+    // Headers added on the way, already as lines (the gateway's verified identity): one buffer
+    // rather than a pair of strings each. header() finds them after `headers`.
+    HeaderLines header_lines;
     std::string body;
     std::string remote_address;
     bool keep_alive = true;
@@ -204,7 +207,7 @@ class Request {
 
     std::string_view path() const;
     std::string_view raw_query() const;
-    std::string_view header(std::string_view name) const { return find_header(headers, name); }
+    std::string_view header(std::string_view name) const;
     // A decoded query parameter; nullopt when absent (an empty value is present and "").
     std::optional<std::string> query(std::string_view name) const;
     // A path parameter captured by the route template ("{id}"); "" when absent.

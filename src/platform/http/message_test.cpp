@@ -46,6 +46,18 @@ TEST(HeaderTest, LookupIsCaseInsensitiveAndReturnsFirstMatch) {
     EXPECT_FALSE(iequals("abc", "abcd"));
 }
 
+TEST(HeaderTest, RequestLookupFindsAddedLinesAfterTheListedHeaders) {
+    Request request;
+    request.headers = {{"Host", "api.example.com"}, {"X-User-ID", "listed"}};
+    EXPECT_TRUE(request.header("X-User-Roles").empty());
+    ASSERT_TRUE(request.header_lines.append("X-User-ID", "added"));
+    ASSERT_TRUE(request.header_lines.append("X-User-Roles", "admin,user"));
+    EXPECT_EQ(request.header("x-user-roles"), "admin,user");
+    EXPECT_EQ(request.header("X-User-ID"), "listed");
+    EXPECT_EQ(request.header("host"), "api.example.com");
+    EXPECT_TRUE(request.header("X-User-Permissions").empty());
+}
+
 TEST(HeaderTest, ResponseSetHeaderReplacesCaseInsensitively) {
     Response response;
     response.set_header("Vary", "Origin");

@@ -952,7 +952,8 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
     upstream.read_timeout = service.read_timeout;
 
     std::string& lines = upstream.header_lines;
-    std::size_t size = 256 + request.context.request_id.size() + request.context.traceparent.size();
+    std::size_t size = 256 + request.context.request_id.size() +
+                       request.context.traceparent.size() + request.header_lines.text().size();
     for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
     lines.reserve(size);
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
@@ -973,6 +974,8 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
         if (is_hop_by_hop(name) || lists_token(connection_header, name)) continue;
         add_line(lines, name, value);
     }
+    // The lines plugins added (the verified identity) are the gateway's own: none hop-by-hop.
+    lines.append(request.header_lines.text());
     const auto client_host = request.header("Host");
     std::string_view sent_host = match.upstream_host(client_host);
     if (!runtime.upstream_host_header.empty() && !(match.route && match.route->preserve_host)) {

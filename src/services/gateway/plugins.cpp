@@ -317,9 +317,14 @@ class JwtPlugin final : public Plugin {
                          "token lifetime exceeds the maximum expiration", exchange);
         }
         auto identity = identity_of(token, claims);
-        request.headers.emplace_back("X-User-ID", claims.sub);
-        request.headers.emplace_back("X-User-Roles", identity->roles);
-        request.headers.emplace_back("X-User-Permissions", identity->permissions);
+        auto& lines = request.header_lines;
+        if (!lines.append("X-User-ID", claims.sub) ||
+            !lines.append("X-User-Roles", identity->roles) ||
+            !lines.append("X-User-Permissions", identity->permissions)) {
+            // A signed claim holding a line break: forwarded, it would split the header.
+            return error(json::ErrorCode::Unauthorized, 401,
+                         "invalid token: its identity cannot be forwarded as headers", exchange);
+        }
         request.context.user_id = claims.sub;
         if (consumer.empty()) {
             exchange.consumer = claims.sub;
