@@ -990,11 +990,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         return error(ClientError::ProtocolError, "invalid header User-Agent");
     }
 
-    Expected<WireRequest, ClientError> build_wire(ClientRequest& request, const Url& url) const {
+    // Writes the request's head into `wire` (which starts empty), and moves its body there.
+    Expected<void, ClientError> build_wire(ClientRequest& request, const Url& url,
+                                           WireRequest& wire) const {
         if (request.method.empty() || request.method.find(' ') != std::string::npos) {
             return unexpected(error(ClientError::ProtocolError, "invalid method"));
         }
-        WireRequest wire;
         auto verb = bhttp::string_to_verb(request.method);
         wire.head_method = verb == bhttp::verb::head;
         wire.idempotent = verb != bhttp::verb::unknown && is_idempotent(verb);
@@ -1090,7 +1091,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (detail::line_break_bytes(head) != 2 * lines)
             return unexpected(line_break_error(request));
         wire.body = std::move(request.body);
-        return wire;
+        return {};
     }
 
     HostPool& pool_for(const Url& url) {
@@ -1335,27 +1336,35 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         auto prepared = std::make_unique<PreparedRequest>();
         prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         prepared->deadline = Clock::now() + timeout;
-        auto url = url_of(request.url);
-        if (!url) return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
-        prepared->url = std::move(*url);
+        if (!url_into(request.url, prepared->url)) {
+            return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        }
         if (closed_) return unexpected(error(ClientError::Closed, "client closed"));
-        auto built = build_wire(request, prepared->url);
-        if (!built) return unexpected(std::move(built).error());
-        prepared->wire = std::move(*built);
+        if (auto built = build_wire(request, prepared->url, prepared->wire); !built) {
+            return unexpected(std::move(built).error());
+        }
         prepared->wire.stream_timeout = prepared->read_timeout;
         prepared->retry_allowed = prepared->wire.idempotent && !prepared->wire.body_stream &&
                                   request.replay_on_stale_connection;
         return prepared;
     }
 
-    // The parsed URL; nullopt when it is invalid. Its origin comes from known_origin, so only
-    // the target is parsed per request.
-    std::optional<Url> url_of(std::string_view text) const {
+    // Parses a URL into `url`; false when it is invalid. Its origin comes from known_origin, so
+    // only the target is parsed per request.
+    bool url_into(std::string_view text, Url& url) const {
         auto split = split_url(text);
         const Url* origin = split ? known_origin(split->origin) : nullptr;
-        if (origin == nullptr) return std::nullopt;
-        std::optional<Url> url(*origin);
-        if (!parse_target(split->tail, url->target)) return std::nullopt;
+        if (origin == nullptr) return false;
+        url.tls = origin->tls;
+        url.host = origin->host;
+        url.port = origin->port;
+        url.host_header = origin->host_header;
+        return parse_target(split->tail, url.target);
+    }
+
+    std::optional<Url> url_of(std::string_view text) const {
+        std::optional<Url> url(std::in_place);
+        if (!url_into(text, *url)) return std::nullopt;
         return url;
     }
 
