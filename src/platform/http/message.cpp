@@ -158,6 +158,38 @@ Response& Response::set_headers(const HeaderLines& lines) {
     return *this;
 }
 
+// clear() must reset every member: a field added to Request or RequestContext changes their
+// size, and this reminds whoever adds one to clear it too (else a value of one request would
+// show through in the next on the connection).
+static_assert(sizeof(RequestContext) == 136 && sizeof(Request) == 408,
+              "a member was added or removed: update Request::clear()");
+
+void Request::clear() {
+    // A body past this stays with the connection no longer than its request.
+    constexpr std::size_t kKeptBodyCapacity = 16 * 1024;
+    method = Method::Get;
+    method_text.clear();
+    target.clear();
+    headers.clear();
+    header_lines.clear();
+    if (body.capacity() > kKeptBodyCapacity) {
+        std::string().swap(body);
+    } else {
+        body.clear();
+    }
+    remote_address.clear();
+    keep_alive = true;
+    http_version = 11;
+    path_params.clear();
+    context.request_id.clear();
+    context.traceparent.clear();
+    context.user_id.clear();
+    context.route = {};
+    context.route_owner.reset();
+    context.started = {};
+    body_stream.reset();
+}
+
 std::string_view Request::header(std::string_view name) const {
     const auto value = find_header(headers, name);
     if (!value.empty() || header_lines.empty()) return value;

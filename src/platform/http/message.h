@@ -118,6 +118,12 @@ class HeaderLines {
     std::string_view text() const { return text_; }
     std::size_t size() const { return count_; }
     bool empty() const { return count_ == 0; }
+    // Removes every line, keeping the text's capacity.
+    void clear() {
+        text_.clear();
+        count_ = 0;
+        indexed_ = 0;
+    }
 
   private:
     struct Line {
@@ -204,6 +210,10 @@ class Request {
     // Set instead of `body` for a large or chunked body when the server streams request bodies
     // (behind the gateway's edge): the body arrives while the handler reads it.
     std::shared_ptr<BodySource> body_stream;
+
+    // Empties the request for the next one on the same connection. The strings and lists keep
+    // their capacity (a new Request would allocate them all again), except a large body's.
+    void clear();
 
     std::string_view path() const;
     std::string_view raw_query() const;

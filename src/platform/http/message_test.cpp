@@ -3,8 +3,20 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <memory>
+#include <string>
+
 namespace aether::platform::http {
 namespace {
+
+// A body source with nothing in it, for a request that had one.
+class NoBody final : public BodySource {
+  public:
+    boost::asio::awaitable<Expected<std::string_view, std::string>> next() override {
+        co_return std::string_view();
+    }
+};
 
 Request with_target(std::string target) {
     Request request;
@@ -44,6 +56,50 @@ TEST(HeaderTest, LookupIsCaseInsensitiveAndReturnsFirstMatch) {
     EXPECT_TRUE(find_header(headers, "Content-Typ").empty());
     EXPECT_TRUE(iequals("AbC", "aBc"));
     EXPECT_FALSE(iequals("abc", "abcd"));
+}
+
+TEST(RequestTest, ClearLeavesNothingOfTheRequestButASmallBuffersCapacity) {
+    Request request;
+    request.method = Method::Other;
+    request.method_text = "PURGE";
+    request.target = "/a/long/enough/target?with=a&query=string";
+    request.headers = {{"Host", "api.example.com"}, {"X-Thing", "one"}};
+    ASSERT_TRUE(request.header_lines.append("X-User-ID", "usr_1"));
+    request.body = std::string(100 * 1024, 'b');
+    request.remote_address = "203.0.113.7";
+    request.keep_alive = false;
+    request.http_version = 10;
+    request.path_params = {{"id", "7"}};
+    request.context.request_id = "req-1";
+    request.context.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    request.context.user_id = "usr_1";
+    request.context.route = "/a/{id}";
+    request.context.route_owner = std::make_shared<int>(1);
+    request.context.started = std::chrono::steady_clock::now();
+    request.body_stream = std::make_shared<NoBody>();
+    const std::size_t target_capacity = request.target.capacity();
+
+    request.clear();
+    EXPECT_EQ(request.method, Method::Get);
+    EXPECT_EQ(request.method_text, "");
+    EXPECT_EQ(request.target, "");
+    EXPECT_EQ(request.target.capacity(), target_capacity);
+    EXPECT_TRUE(request.headers.empty());
+    EXPECT_TRUE(request.header_lines.empty());
+    EXPECT_EQ(request.header("X-User-ID"), "");
+    EXPECT_EQ(request.body, "");
+    EXPECT_LT(request.body.capacity(), 100u * 1024);
+    EXPECT_EQ(request.remote_address, "");
+    EXPECT_TRUE(request.keep_alive);
+    EXPECT_EQ(request.http_version, 11);
+    EXPECT_TRUE(request.path_params.empty());
+    EXPECT_EQ(request.context.request_id, "");
+    EXPECT_EQ(request.context.traceparent, "");
+    EXPECT_EQ(request.context.user_id, "");
+    EXPECT_EQ(request.context.route, "");
+    EXPECT_EQ(request.context.route_owner, nullptr);
+    EXPECT_EQ(request.context.started, std::chrono::steady_clock::time_point{});
+    EXPECT_EQ(request.body_stream, nullptr);
 }
 
 TEST(HeaderTest, RequestLookupFindsAddedLinesAfterTheListedHeaders) {

@@ -109,10 +109,10 @@ bool is_valid_request_id(std::string_view value) {
     return true;
 }
 
-std::string generate_request_id() {
+void generate_request_id(std::string& id) {
     thread_local std::mt19937_64 generator{std::random_device{}()};
     static constexpr char kHex[] = "0123456789abcdef";
-    std::string id(32, '0');
+    id.resize(32);
     for (int half = 0; half < 2; ++half) {
         std::uint64_t bits = generator();
         for (int i = 0; i < 16; ++i) {
@@ -120,6 +120,11 @@ std::string generate_request_id() {
             bits >>= 4;
         }
     }
+}
+
+std::string generate_request_id() {
+    std::string id;
+    generate_request_id(id);
     return id;
 }
 
@@ -237,12 +242,15 @@ boost::asio::awaitable<Response> Pipeline::dispatch_filtered(Request& request) {
 boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
     auto& context = request.context;
     context.started = std::chrono::steady_clock::now();
-    auto presented_id = request.header("X-Request-ID");
-    context.request_id =
-        is_valid_request_id(presented_id) ? std::string(presented_id) : generate_request_id();
+    // Written into the context's own strings: a connection's next request reuses them.
+    if (auto presented_id = request.header("X-Request-ID"); is_valid_request_id(presented_id)) {
+        context.request_id.assign(presented_id);
+    } else {
+        generate_request_id(context.request_id);
+    }
     auto parent = telemetry::parse_traceparent(request.header("traceparent"));
     auto trace = parent ? telemetry::child_of(*parent) : telemetry::new_root();
-    context.traceparent = telemetry::format_traceparent(trace);
+    telemetry::format_traceparent(trace, context.traceparent);
 
     // Behind an edge, CORS is the gateway's cors plugin's business, per route.
     const bool edge_handles = edge_ && !is_process_endpoint(request.path());

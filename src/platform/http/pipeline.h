@@ -107,5 +107,7 @@ class Pipeline {
 // True when the value may be echoed as a request id: 1-128 of [A-Za-z0-9._:-].
 bool is_valid_request_id(std::string_view value);
 std::string generate_request_id();
+// The same, written over `id` (reusing its capacity).
+void generate_request_id(std::string& id);
 
 }  // namespace aether::platform::http

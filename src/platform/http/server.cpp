@@ -547,9 +547,11 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
     beast::flat_buffer buffer;
     bool first = true;
     bool unread_body = false;
+    // One per connection, cleared for each request: its strings and lists keep their capacity.
+    Request request;
     for (;;) {
         if (draining.load()) break;
-        Request request;
+        request.clear();
         const bool may_stream = options.stream_body_threshold > 0;
         if (buffer.size() == 0) {
             // Between requests the idle timeout applies until the next request's first byte;

@@ -63,6 +63,20 @@ void add_routes(Router& router, const std::shared_ptr<Gate>& gate) {
                                                  {"traceparent", request.context.traceparent},
                                                  {"trace_id", request.context.trace_id()}}));
     });
+    // What a request brings, and then leaves on it what a handler or filter may set: none of it
+    // may show through in the next request on the connection.
+    auto what_came = [](Request& request) -> asio::awaitable<Response> {
+        auto answer = json_text({{"thing", request.header("X-Thing")},
+                                 {"added", request.header("X-Added")},
+                                 {"body", request.body},
+                                 {"user_id", request.context.user_id},
+                                 {"request_id", request.context.request_id}});
+        request.context.user_id = "usr_seen";
+        request.header_lines.append("X-Added", "by-the-handler");
+        co_return Response::json(200, std::move(answer));
+    };
+    router.add(Method::Get, "/what-came", what_came);
+    router.add(Method::Post, "/what-came", what_came);
     router.add(Method::Post, "/upload", [](Request& request) -> asio::awaitable<Response> {
         co_return Response::json(200, json_text({{"bytes", request.body.size()}}));
     });
@@ -297,6 +311,31 @@ TEST(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
     ASSERT_TRUE(second);
     EXPECT_EQ(second->result_int(), 200);
     EXPECT_EQ(boost::json::parse(second->body()).at("id").as_string(), "2");
+}
+
+TEST(ServerTest, ARequestOnAKeptAliveConnectionSeesNothingOfThePreviousOne) {
+    TestServer server;
+    Client client(server.port());
+    auto first = client.exchange("POST", "/what-came", "X-Thing: one\r\nX-Request-ID: req-1\r\n",
+                                 "first body");
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->result_int(), 200);
+    auto came = boost::json::parse(first->body()).as_object();
+    EXPECT_EQ(came.at("thing").as_string(), "one");
+    EXPECT_EQ(came.at("body").as_string(), "first body");
+    EXPECT_EQ(came.at("request_id").as_string(), "req-1");
+    EXPECT_EQ(came.at("user_id").as_string(), "");
+
+    auto second = client.exchange("GET", "/what-came");
+    ASSERT_TRUE(second);
+    ASSERT_EQ(second->result_int(), 200);
+    came = boost::json::parse(second->body()).as_object();
+    EXPECT_EQ(came.at("thing").as_string(), "");
+    EXPECT_EQ(came.at("added").as_string(), "");
+    EXPECT_EQ(came.at("body").as_string(), "");
+    EXPECT_EQ(came.at("user_id").as_string(), "");
+    EXPECT_NE(came.at("request_id").as_string(), "req-1");
+    EXPECT_EQ(came.at("request_id").as_string(), header(*second, "X-Request-ID"));
 }
 
 TEST(ServerTest, HeadIsAnsweredWithoutABodyAndTheConnectionStaysUsable) {

@@ -116,6 +116,12 @@ std::optional<TraceContext> parse_traceparent(std::string_view header) {
 
 std::string format_traceparent(const TraceContext& ctx) {
     std::string out;
+    format_traceparent(ctx, out);
+    return out;
+}
+
+void format_traceparent(const TraceContext& ctx, std::string& out) {
+    out.clear();
     out.reserve(kV0Length);
     out.append("00-");
     append_hex(out, ctx.trace_id);
@@ -124,7 +130,6 @@ std::string format_traceparent(const TraceContext& ctx) {
     out.push_back('-');
     out.push_back(kHex[ctx.flags >> 4]);
     out.push_back(kHex[ctx.flags & 0x0f]);
-    return out;
 }
 
 TraceContext new_root(bool sampled) {

@@ -27,6 +27,8 @@ std::optional<TraceContext> parse_traceparent(std::string_view header);
 
 // "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"; always version 00.
 std::string format_traceparent(const TraceContext& ctx);
+// The same, written over `out` (reusing its capacity).
+void format_traceparent(const TraceContext& ctx, std::string& out);
 
 // A new trace with random non-zero ids.
 TraceContext new_root(bool sampled = true);
