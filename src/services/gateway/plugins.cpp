@@ -569,7 +569,12 @@ class RateLimitingPlugin final : public Plugin {
     bool decide_now(Exchange& exchange, Early& answer) override {
         if (local_ == nullptr) return false;
         const auto now = std::chrono::system_clock::now();
-        answer = conclude(exchange, local_->decide(key_of(exchange), windows_, now), now);
+        // The local counter copies a key it keeps: built in a reused buffer, it costs no
+        // allocation per request.
+        thread_local std::string key;
+        key.clear();
+        write_key(key, exchange);
+        answer = conclude(exchange, local_->decide(key, windows_, now), now);
         return true;
     }
 
@@ -592,10 +597,14 @@ class RateLimitingPlugin final : public Plugin {
     std::string key_of(const Exchange& exchange) const {
         std::string key;
         key.reserve(scope_.size() + 80);  // one allocation for a consumer id or an address
+        write_key(key, exchange);
+        return key;
+    }
+
+    void write_key(std::string& key, const Exchange& exchange) const {
         key.append(scope_);
         key.push_back('|');
         append_identifier(key, exchange);
-        return key;
     }
 
     // The rate-limit headers, and the 429 when the request is over the limit.
