@@ -112,14 +112,16 @@ bool is_valid_request_id(std::string_view value) {
 void generate_request_id(std::string& id) {
     thread_local std::mt19937_64 generator{std::random_device{}()};
     static constexpr char kHex[] = "0123456789abcdef";
-    id.resize(32);
+    // Written on the stack and copied once (indexing the string checked nothing but cost more).
+    std::array<char, 32> text;
     for (int half = 0; half < 2; ++half) {
         std::uint64_t bits = generator();
         for (int i = 0; i < 16; ++i) {
-            id[half * 16 + i] = kHex[bits & 0xF];
+            text[half * 16 + i] = kHex[bits & 0xF];
             bits >>= 4;
         }
     }
+    id.assign(text.data(), text.size());
 }
 
 std::string generate_request_id() {

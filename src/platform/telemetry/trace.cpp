@@ -35,15 +35,14 @@ bool all_zero(const std::array<std::uint8_t, N>& bytes) {
     return true;
 }
 
+// Writes the bytes as 2 * N lowercase hex digits at `cursor`; returns the end.
 template <std::size_t N>
-void append_hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
-    const std::size_t start = out.size();
-    out.resize(start + 2 * N);
-    char* cursor = out.data() + start;
+char* write_hex(char* cursor, const std::array<std::uint8_t, N>& bytes) {
     for (auto b : bytes) {
         *cursor++ = kHex[b >> 4];
         *cursor++ = kHex[b & 0x0f];
     }
+    return cursor;
 }
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -121,15 +120,20 @@ std::string format_traceparent(const TraceContext& ctx) {
 }
 
 void format_traceparent(const TraceContext& ctx, std::string& out) {
-    out.clear();
-    out.reserve(kV0Length);
-    out.append("00-");
-    append_hex(out, ctx.trace_id);
-    out.push_back('-');
-    append_hex(out, ctx.span_id);
-    out.push_back('-');
-    out.push_back(kHex[ctx.flags >> 4]);
-    out.push_back(kHex[ctx.flags & 0x0f]);
+    // Written on the stack and copied once: appending piece by piece checked the string's
+    // capacity at every piece, on every request.
+    std::array<char, kV0Length> text;
+    char* cursor = text.data();
+    *cursor++ = '0';
+    *cursor++ = '0';
+    *cursor++ = '-';
+    cursor = write_hex(cursor, ctx.trace_id);
+    *cursor++ = '-';
+    cursor = write_hex(cursor, ctx.span_id);
+    *cursor++ = '-';
+    *cursor++ = kHex[ctx.flags >> 4];
+    *cursor = kHex[ctx.flags & 0x0f];
+    out.assign(text.data(), text.size());
 }
 
 TraceContext new_root(bool sampled) {
@@ -150,16 +154,14 @@ TraceContext child_of(const TraceContext& parent) {
 }
 
 std::string trace_id_hex(const TraceContext& ctx) {
-    std::string out;
-    out.reserve(32);
-    append_hex(out, ctx.trace_id);
+    std::string out(32, '0');
+    write_hex(out.data(), ctx.trace_id);
     return out;
 }
 
 std::string span_id_hex(const TraceContext& ctx) {
-    std::string out;
-    out.reserve(16);
-    append_hex(out, ctx.span_id);
+    std::string out(16, '0');
+    write_hex(out.data(), ctx.span_id);
     return out;
 }
 
