@@ -161,7 +161,7 @@ Response& Response::set_headers(const HeaderLines& lines) {
 // clear() must reset every member: a field added to Request or RequestContext changes their
 // size, and this reminds whoever adds one to clear it too (else a value of one request would
 // show through in the next on the connection).
-static_assert(sizeof(RequestContext) == 136 && sizeof(Request) == 408,
+static_assert(sizeof(RequestContext) == 144 && sizeof(Request) == 416,
               "a member was added or removed: update Request::clear()");
 
 void Request::clear() {
@@ -187,6 +187,7 @@ void Request::clear() {
     context.route = {};
     context.route_owner.reset();
     context.started = {};
+    context.cors_by_pipeline = true;
     body_stream.reset();
 }
 

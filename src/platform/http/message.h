@@ -184,6 +184,8 @@ struct RequestContext {
     // reloadable configuration).
     std::shared_ptr<const void> route_owner;
     std::chrono::steady_clock::time_point started;
+    // Whether the pipeline answers CORS for this request (not the edge's plugins).
+    bool cors_by_pipeline = true;
 
     // The 32 hex digits of the trace id inside traceparent ("" before the pipeline set it).
     std::string_view trace_id() const {

@@ -76,6 +76,7 @@ TEST(RequestTest, ClearLeavesNothingOfTheRequestButASmallBuffersCapacity) {
     request.context.route = "/a/{id}";
     request.context.route_owner = std::make_shared<int>(1);
     request.context.started = std::chrono::steady_clock::now();
+    request.context.cors_by_pipeline = false;
     request.body_stream = std::make_shared<NoBody>();
     const std::size_t target_capacity = request.target.capacity();
 
@@ -99,6 +100,7 @@ TEST(RequestTest, ClearLeavesNothingOfTheRequestButASmallBuffersCapacity) {
     EXPECT_EQ(request.context.route, "");
     EXPECT_EQ(request.context.route_owner, nullptr);
     EXPECT_EQ(request.context.started, std::chrono::steady_clock::time_point{});
+    EXPECT_TRUE(request.context.cors_by_pipeline);
     EXPECT_EQ(request.body_stream, nullptr);
 }
 

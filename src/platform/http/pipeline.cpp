@@ -241,7 +241,7 @@ boost::asio::awaitable<Response> Pipeline::dispatch_filtered(Request& request) {
     co_return co_await (*match.handler)(request);
 }
 
-boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
+bool Pipeline::begin(Request& request, Response& response) {
     auto& context = request.context;
     context.started = std::chrono::steady_clock::now();
     // Written into the context's own strings: a connection's next request reuses them.
@@ -254,35 +254,36 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
     auto trace = parent ? telemetry::child_of(*parent) : telemetry::new_root();
     telemetry::format_traceparent(trace, context.traceparent);
 
-    // Behind an edge, CORS is the gateway's cors plugin's business, per route.
-    const bool edge_handles = edge_ && !is_process_endpoint(request.path());
-    auto origin = edge_handles ? std::string_view() : request.header("Origin");
-    bool origin_allowed = !origin.empty() && (contains(options_.cors.allowed_origins, origin) ||
-                                              contains(options_.cors.allowed_origins, "*"));
-    Response response;
-    if (request.method == Method::Options && !origin.empty() &&
-        !request.header("Access-Control-Request-Method").empty()) {
-        response = Response::text(204, "");
-        if (origin_allowed) {
-            response.set_header("Access-Control-Allow-Methods",
-                                join(options_.cors.allowed_methods));
-            response.set_header("Access-Control-Allow-Headers",
-                                join(options_.cors.allowed_headers));
-            response.set_header("Access-Control-Max-Age",
-                                std::to_string(options_.cors.max_age_seconds));
-        }
-        context.route = "preflight";
-    } else {
-        std::exception_ptr failure;
-        try {
-            response = co_await dispatch(request);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        if (failure) response = response_for_exception(failure, request);
+    // Behind an edge, CORS is the gateway's cors plugin's business, per route. Decided here,
+    // before a handler may rewrite the target.
+    context.cors_by_pipeline = !edge_ || is_process_endpoint(request.path());
+    const auto origin = context.cors_by_pipeline ? request.header("Origin") : std::string_view();
+    if (request.method != Method::Options || origin.empty() ||
+        request.header("Access-Control-Request-Method").empty()) {
+        return false;
     }
+    response = Response::text(204, "");
+    if (allows_origin(origin)) {
+        response.set_header("Access-Control-Allow-Methods", join(options_.cors.allowed_methods));
+        response.set_header("Access-Control-Allow-Headers", join(options_.cors.allowed_headers));
+        response.set_header("Access-Control-Max-Age",
+                            std::to_string(options_.cors.max_age_seconds));
+    }
+    context.route = "preflight";
+    return true;
+}
+
+Response Pipeline::failed(std::exception_ptr failure, Request& request) {
+    return response_for_exception(failure, request);
+}
+
+void Pipeline::end(Request& request, Response& response) {
     for (const auto& filter : filters_) filter->on_response(request, response);
-    if (origin_allowed) {
+    // Looked up again rather than kept from begin(): a handler may have added headers since,
+    // moving those already there.
+    const auto origin =
+        request.context.cors_by_pipeline ? request.header("Origin") : std::string_view();
+    if (!origin.empty() && allows_origin(origin)) {
         if (contains(options_.cors.allowed_origins, origin)) {
             response.set_header("Access-Control-Allow-Origin", std::string(origin));
             response.set_header("Vary", "Origin");
@@ -296,8 +297,27 @@ boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
         }
         response.set_header("Access-Control-Expose-Headers", join(options_.cors.exposed_headers));
     }
-    response.set_header("X-Request-ID", context.request_id);
+    response.set_header("X-Request-ID", request.context.request_id);
     finish(request, response);
+}
+
+bool Pipeline::allows_origin(std::string_view origin) const {
+    return contains(options_.cors.allowed_origins, origin) ||
+           contains(options_.cors.allowed_origins, "*");
+}
+
+boost::asio::awaitable<Response> Pipeline::handle(Request& request) {
+    Response response;
+    if (!begin(request, response)) {
+        std::exception_ptr failure;
+        try {
+            response = co_await dispatch(request);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) response = failed(failure, request);
+    }
+    end(request, response);
     co_return response;
 }
 

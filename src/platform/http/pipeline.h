@@ -13,6 +13,7 @@
 
 #include "platform/http/message.h"
 #include "platform/http/router.h"
+#include "platform/http/server.h"
 #include "platform/json/envelope.h"
 
 namespace aether::platform::telemetry {
@@ -69,7 +70,9 @@ Response response_for_exception(std::exception_ptr failure, const Request& reque
 // True for the endpoints every process serves itself: /health, /ready, /metrics, /openapi.json.
 bool is_process_endpoint(std::string_view path);
 
-class Pipeline {
+// The phases run by the server in its connection's frame (server.h); handle() runs them all in a
+// coroutine of its own, for a caller without one.
+class Pipeline final : public RequestPhases {
   public:
     using Edge = std::function<boost::asio::awaitable<Response>(Request&)>;
 
@@ -84,6 +87,14 @@ class Pipeline {
     // For errors the server detects before a request is complete (413, 431, 400, 408).
     Response protocol_error(int status, std::string_view message) const;
 
+    // Request id, trace context, and the answer to a CORS preflight.
+    bool begin(Request& request, Response& response) override;
+    // To the edge, or through the filters to the matched route; not a coroutine itself.
+    boost::asio::awaitable<Response> dispatch(Request& request) override;
+    Response failed(std::exception_ptr failure, Request& request) override;
+    // The filters' on_response, CORS headers, X-Request-ID, metrics and the access log.
+    void end(Request& request, Response& response) override;
+
   private:
     struct Instruments;
     struct Series {
@@ -91,8 +102,8 @@ class Pipeline {
         telemetry::Histogram* duration = nullptr;
         telemetry::Counter* errors = nullptr;  // only for statuses >= 400
     };
-    boost::asio::awaitable<Response> dispatch(Request& request);
     boost::asio::awaitable<Response> dispatch_filtered(Request& request);
+    bool allows_origin(std::string_view origin) const;
     void finish(const Request& request, Response& response);
     const Series& series_for(std::string_view method, std::string_view route, int status);
 

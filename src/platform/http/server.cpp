@@ -105,12 +105,29 @@ struct PendingWrite {
     bool keeps_alive() const { return !error && !close; }
 };
 
+// A plain RequestHandler as phases: all of it is dispatch.
+class WholeHandler final : public RequestPhases {
+  public:
+    WholeHandler(RequestHandler handler, ProtocolErrorResponder protocol_error)
+        : handler_(std::move(handler)), protocol_error_(std::move(protocol_error)) {}
+    bool begin(Request&, Response&) override { return false; }
+    asio::awaitable<Response> dispatch(Request& request) override { return handler_(request); }
+    Response failed(std::exception_ptr, Request&) override {
+        return protocol_error_(500, "internal error");
+    }
+    void end(Request&, Response&) override {}
+
+  private:
+    RequestHandler handler_;
+    ProtocolErrorResponder protocol_error_;
+};
+
 }  // namespace
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
     asio::io_context& io;
     ServerOptions options;
-    RequestHandler handler;
+    std::shared_ptr<RequestPhases> phases;
     ProtocolErrorResponder protocol_error;
     tcp::acceptor acceptor;
     std::atomic<bool> draining{false};
@@ -121,10 +138,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     std::list<std::shared_ptr<Connection>> registry;
     asio::steady_timer sweep_timer;
 
-    State(asio::io_context& context, ServerOptions opts, RequestHandler h, ProtocolErrorResponder p)
+    State(asio::io_context& context, ServerOptions opts, std::shared_ptr<RequestPhases> h,
+          ProtocolErrorResponder p)
         : io(context),
           options(opts),
-          handler(std::move(h)),
+          phases(std::move(h)),
           protocol_error(std::move(p)),
           acceptor(asio::make_strand(context)),
           sweep_timer(acceptor.get_executor()) {}
@@ -656,9 +674,18 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
         {
             InFlight in_flight_guard(in_flight);
             try {
-                response = co_await handler(request);
+                if (!phases->begin(request, response)) {
+                    std::exception_ptr failure;
+                    try {
+                        response = co_await phases->dispatch(request);
+                    } catch (...) {
+                        failure = std::current_exception();
+                    }
+                    if (failure) response = phases->failed(failure, request);
+                }
+                phases->end(request, response);
             } catch (...) {
-                // The pipeline answers every failure itself; this only guards the connection.
+                // The phases answer every failure themselves; this only guards the connection.
                 response = protocol_error(500, "internal error");
             }
         }
@@ -791,7 +818,12 @@ asio::awaitable<void> Server::State::accept_loop() {
 
 Server::Server(asio::io_context& io, ServerOptions options, RequestHandler handler,
                ProtocolErrorResponder protocol_error)
-    : state_(std::make_shared<State>(io, options, std::move(handler), std::move(protocol_error))) {}
+    : Server(io, options, std::make_shared<WholeHandler>(std::move(handler), protocol_error),
+             protocol_error) {}
+
+Server::Server(asio::io_context& io, ServerOptions options, std::shared_ptr<RequestPhases> phases,
+               ProtocolErrorResponder protocol_error)
+    : state_(std::make_shared<State>(io, options, std::move(phases), std::move(protocol_error))) {}
 
 Server::~Server() {
     beast::error_code ignored;

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -131,19 +133,19 @@ PipelineOptions quiet(std::string service = "utest") {
     return options;
 }
 
-// A Server with the shared Pipeline, run on its own io_context and thread.
+// A Server running the shared Pipeline's phases, as the App does (server_test_support.h's runs
+// Pipeline::handle as a plain handler), on its own io_context and thread.
 class TestServer {
   public:
     explicit TestServer(ServerOptions options = {}, PipelineOptions pipeline_options = quiet()) {
         auto router = std::make_shared<Router>();
         add_routes(*router, gate_);
-        pipeline_ = std::make_unique<Pipeline>(std::move(pipeline_options), std::move(router));
+        pipeline_ = std::make_shared<Pipeline>(std::move(pipeline_options), std::move(router));
         Pipeline* pipeline = pipeline_.get();
-        server_ = std::make_unique<Server>(
-            io_, options, [pipeline](Request& request) { return pipeline->handle(request); },
-            [pipeline](int status, std::string_view message) {
-                return pipeline->protocol_error(status, message);
-            });
+        server_ = std::make_unique<Server>(io_, options, pipeline_,
+                                           [pipeline](int status, std::string_view message) {
+                                               return pipeline->protocol_error(status, message);
+                                           });
         auto port = server_->listen("127.0.0.1", 0);
         if (!port) throw std::runtime_error(port.error());
         port_ = *port;
@@ -163,7 +165,7 @@ class TestServer {
 
   private:
     std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
-    std::unique_ptr<Pipeline> pipeline_;
+    std::shared_ptr<Pipeline> pipeline_;
     asio::io_context io_;
     std::unique_ptr<Server> server_;
     std::thread thread_;
@@ -627,6 +629,34 @@ TEST(PipelineTest, ProtocolErrorsCarryTheirOwnCodes) {
         EXPECT_EQ(std::string(error.at("code").as_string()), code) << status;
         EXPECT_EQ(error.at("message").as_string(), "problem");
     }
+}
+
+// Behind an edge the edge's plugins answer CORS, whatever the edge does to the target; the
+// pipeline's own CORS stays with the process endpoints.
+TEST(PipelineTest, BehindAnEdgeCorsIsDecidedByThePathAsItArrived) {
+    PipelineOptions options = quiet();
+    options.cors.allowed_origins = {"https://app.example.com"};
+    Pipeline pipeline(options, std::make_shared<Router>());
+    pipeline.set_edge([](Request& request) -> asio::awaitable<Response> {
+        request.target = "/health";  // as the gateway's in-process dispatch rewrites it
+        co_return Response::json(200, "{}");
+    });
+    auto run = [&](std::string target) {
+        Request request;
+        request.target = std::move(target);
+        request.headers = {{"Origin", "https://app.example.com"}};
+        asio::io_context io;
+        std::optional<Response> response;
+        asio::co_spawn(
+            io, [&]() -> asio::awaitable<void> { response = co_await pipeline.handle(request); },
+            asio::detached);
+        io.run();
+        return std::move(response).value();
+    };
+    const auto proxied = run("/api/v1/tasks/health");
+    EXPECT_EQ(proxied.status, 200);
+    EXPECT_EQ(proxied.header("Access-Control-Allow-Origin"), "");
+    EXPECT_FALSE(proxied.header("X-Request-ID").empty());
 }
 
 TEST(ServerTest, ClientErrorKeepsItsStatusAndDetails) {

@@ -692,12 +692,10 @@ int Runtime::serve() {
     // Behind the edge, large uploads go through to the upstream as they arrive instead of
     // being held whole in memory.
     if (context.edge()) server_options.stream_body_threshold = 64 * 1024;
-    http::Server server(
-        io, server_options,
-        [pipeline](http::Request& request) { return pipeline->handle(request); },
-        [pipeline](int status, std::string_view message) {
-            return pipeline->protocol_error(status, message);
-        });
+    http::Server server(io, server_options, pipeline,
+                        [pipeline](int status, std::string_view message) {
+                            return pipeline->protocol_error(status, message);
+                        });
     auto bound = server.listen(state.host, state.port);
     if (!bound) {
         std::cerr << "aether: " << bound.error() << "\n";
