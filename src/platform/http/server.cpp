@@ -138,12 +138,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     std::list<std::shared_ptr<Connection>> registry;
     asio::steady_timer sweep_timer;
 
-    State(asio::io_context& context, ServerOptions opts, std::shared_ptr<RequestPhases> h,
-          ProtocolErrorResponder p)
+    State(asio::io_context& context, ServerOptions opts,
+          std::shared_ptr<RequestPhases> request_phases, ProtocolErrorResponder responder)
         : io(context),
           options(opts),
-          phases(std::move(h)),
-          protocol_error(std::move(p)),
+          phases(std::move(request_phases)),
+          protocol_error(std::move(responder)),
           acceptor(asio::make_strand(context)),
           sweep_timer(acceptor.get_executor()) {}
 
