@@ -424,6 +424,11 @@ struct WireRequest {
     // desynchronise the connection, so the exchange fails instead.
     std::optional<std::uint64_t> stream_length;
     std::chrono::milliseconds stream_timeout{0};
+
+    // The head and the body ahead of any stream, as one write sends them.
+    std::array<asio::const_buffer, 2> buffers() const {
+        return {asio::buffer(head), asio::buffer(body)};
+    }
 };
 
 // Sends a streamed request body behind the head: fixed length or chunked.
@@ -508,8 +513,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
         out.sent_bytes = true;
         deadline = *start.head_deadline;
     } else {
-        std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
-                                                  asio::buffer(request.body)};
+        auto buffers = request.buffers();
         if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
             beast::buffers_suffix<decltype(buffers)> rest(buffers);
             rest.consume(start.sent);
@@ -1465,8 +1469,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                       Clock::time_point deadline, HeadOutcome& outcome) {
         ExchangeStart start;
         if (request.body_stream) return start;
-        const std::array<asio::const_buffer, 2> buffers{asio::buffer(request.head),
-                                                        asio::buffer(request.body)};
+        const auto buffers = request.buffers();
         const auto rest = detail::send_now(connection.plain->socket(), buffers, outcome.ec);
         start.sent = beast::buffer_bytes(buffers) - beast::buffer_bytes(rest);
         outcome.sent_bytes = start.sent > 0;
@@ -1525,7 +1528,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                         buffer.prepare(beast::read_size(buffer, 65536)), kUse);
                 }
                 buffer.commit(read);
-                outcome.sent_bytes = true;
                 outcome.got_bytes = read > 0;
                 if (read_ec) {
                     outcome.ec = head_read_error(read_ec, connection, nullptr);
