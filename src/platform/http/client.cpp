@@ -29,6 +29,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "platform/http/draining_read.h"
 #include "platform/http/head_text.h"
 #include "platform/http/parsing.h"
 #include "platform/http/quick_head.h"
@@ -565,7 +566,8 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
                 // The socket itself, bounded by the head watch; through TLS, the tcp_stream's
                 // own timer bounds the read.
                 Watched watched(watch, connection, deadline);
-                auto [socket_ec, bytes] = co_await tcp.socket().async_read_some(room, kUse);
+                auto [socket_ec, bytes] =
+                    co_await detail::async_read_some_draining(tcp.socket(), room, kUse);
                 ec = socket_ec;
                 read = bytes;
             } else {
@@ -1524,8 +1526,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 std::size_t read = 0;
                 {
                     Watched watched(head_watch_, connection, *start.head_deadline);
-                    std::tie(read_ec, read) = co_await connection.plain->socket().async_read_some(
-                        buffer.prepare(beast::read_size(buffer, 65536)), kUse);
+                    std::tie(read_ec, read) = co_await detail::async_read_some_draining(
+                        connection.plain->socket(), buffer.prepare(beast::read_size(buffer, 65536)),
+                        kUse);
                 }
                 buffer.commit(read);
                 outcome.got_bytes = read > 0;

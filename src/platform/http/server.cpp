@@ -32,6 +32,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "platform/http/draining_read.h"
 #include "platform/http/head_text.h"
 #include "platform/http/parsing.h"
 #include "platform/http/quick_head.h"
@@ -576,7 +577,7 @@ asio::awaitable<void> Server::State::session(tcp::socket accepted) {
             // from then on the header timeout does, so a kept-alive connection is no slowloris.
             connection->expires_after(first ? options.header_timeout : options.idle_timeout);
             auto [idle_ec, idle_bytes] =
-                co_await socket.async_read_some(buffer.prepare(4096), kNoThrow);
+                co_await detail::async_read_some_draining(socket, buffer.prepare(4096), kNoThrow);
             if (idle_ec) break;
             buffer.commit(idle_bytes);
         }
