@@ -4,9 +4,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <unordered_map>
 
+#include "platform/hex.h"
 #include "platform/runtime/blocking_pool.h"
 #include "platform/telemetry/clock.h"
 #include "platform/telemetry/log.h"
@@ -111,16 +113,12 @@ bool is_valid_request_id(std::string_view value) {
 
 void generate_request_id(std::string& id) {
     thread_local std::mt19937_64 generator{std::random_device{}()};
-    static constexpr char kHex[] = "0123456789abcdef";
     // Written on the stack and copied once (indexing the string checked nothing but cost more).
+    std::array<std::uint8_t, 16> bits;
+    const std::array<std::uint64_t, 2> words{generator(), generator()};
+    std::memcpy(bits.data(), words.data(), bits.size());
     std::array<char, 32> text;
-    for (int half = 0; half < 2; ++half) {
-        std::uint64_t bits = generator();
-        for (int i = 0; i < 16; ++i) {
-            text[half * 16 + i] = kHex[bits & 0xF];
-            bits >>= 4;
-        }
-    }
+    platform::write_hex(text.data(), bits.data(), bits.size());
     id.assign(text.data(), text.size());
 }
 

@@ -1,13 +1,16 @@
 // W3C Trace Context; ids come from a per-thread xoshiro256** since they only need to be unique.
 #include "platform/telemetry/trace.h"
 
+#include <algorithm>
+#include <cstring>
 #include <random>
+
+#include "platform/hex.h"
 
 namespace aether::platform::telemetry {
 namespace {
 
 constexpr std::size_t kV0Length = 55;
-constexpr char kHex[] = "0123456789abcdef";
 
 // -1 for anything but a lowercase hex digit (the spec forbids uppercase).
 int hex_value(char c) {
@@ -38,11 +41,7 @@ bool all_zero(const std::array<std::uint8_t, N>& bytes) {
 // Writes the bytes as 2 * N lowercase hex digits at `cursor`; returns the end.
 template <std::size_t N>
 char* write_hex(char* cursor, const std::array<std::uint8_t, N>& bytes) {
-    for (auto b : bytes) {
-        *cursor++ = kHex[b >> 4];
-        *cursor++ = kHex[b & 0x0f];
-    }
-    return cursor;
+    return platform::write_hex(cursor, bytes.data(), N);
 }
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -85,9 +84,8 @@ void fill_random_nonzero(std::array<std::uint8_t, N>& out) {
     thread_local Xoshiro256 rng;
     do {
         for (std::size_t i = 0; i < N; i += 8) {
-            std::uint64_t word = rng.next();
-            for (std::size_t j = 0; j < 8 && i + j < N; ++j, word >>= 8)
-                out[i + j] = static_cast<std::uint8_t>(word);
+            const std::uint64_t word = rng.next();
+            std::memcpy(out.data() + i, &word, std::min<std::size_t>(8, N - i));
         }
     } while (all_zero(out));
 }
@@ -131,8 +129,7 @@ void format_traceparent(const TraceContext& ctx, std::string& out) {
     *cursor++ = '-';
     cursor = write_hex(cursor, ctx.span_id);
     *cursor++ = '-';
-    *cursor++ = kHex[ctx.flags >> 4];
-    *cursor = kHex[ctx.flags & 0x0f];
+    write_hex(cursor, std::array<std::uint8_t, 1>{ctx.flags});
     out.assign(text.data(), text.size());
 }
 
