@@ -151,9 +151,25 @@ Response& Response::set_header(std::string_view name, std::string_view value) {
 
 Response& Response::set_headers(const HeaderLines& lines) {
     if (lines.empty()) return *this;
-    std::erase_if(headers, [&lines](const auto& header) { return lines.contains(header.first); });
-    header_lines.keep_if(
-        [&lines](std::string_view name, std::string_view) { return !lines.contains(name); });
+    // The lengths of the new names, one bit each (modulo 64): a name of none of these lengths is
+    // not compared, which on a proxied answer is nearly every line.
+    std::uint64_t name_lengths = 0;
+    lines.each([&name_lengths](std::string_view name, std::string_view) {
+        name_lengths |= std::uint64_t{1} << (name.size() % 64);
+    });
+    auto replaced = [&](std::string_view name) {
+        return ((name_lengths >> (name.size() % 64)) & 1) != 0 && lines.contains(name);
+    };
+    std::erase_if(headers, [&replaced](const auto& header) { return replaced(header.first); });
+    bool any_replaced = false;
+    header_lines.each([&](std::string_view name, std::string_view) {
+        any_replaced = any_replaced || replaced(name);
+    });
+    // Reading costs less than rewriting.
+    if (any_replaced) {
+        header_lines.keep_if(
+            [&replaced](std::string_view name, std::string_view) { return !replaced(name); });
+    }
     header_lines.append(lines);
     return *this;
 }
@@ -246,14 +262,17 @@ void HeaderLines::append_parsed_line(std::string_view line, std::size_t name_siz
 }
 
 void HeaderLines::append(const HeaderLines& other) {
-    make_room(other.text_.size());
+    // `other` may be this list: its lines are those before the copy.
+    const std::size_t lines = other.count_;
+    const std::size_t size = other.text_.size();
+    const std::size_t base = text_.size();
+    make_room(size);
+    text_.append(other.text_, 0, size);
     std::size_t at = 0;
-    const std::size_t lines = other.count_;  // `other` may be this list
     for (std::size_t i = 0; i < lines; ++i) {
         const Line line = other.line_at(i, at);
-        text_.append(other.text_, at, line.length);
-        note_line(text_.size(), line.name.size());
         at += line.length;
+        note_line(base + at, line.name.size());
     }
 }
 

@@ -180,6 +180,20 @@ TEST(HeaderTest, ResponseSetHeadersReplacesEachNameOnce) {
     EXPECT_EQ(response.header_lines.size(), 3u);
 }
 
+TEST(HeaderTest, ResponseSetHeadersKeepsOtherNamesOfTheSameLength) {
+    Response response;
+    const std::string long_name(17 + 64, 'x');  // a length the same modulo 64
+    response.header_lines.append("X-RateLimit-Limix", "kept");
+    response.header_lines.append(long_name, "kept too");
+    response.header_lines.append("x-ratelimit-limit", "old");
+    HeaderLines plugin;
+    plugin.append("X-RateLimit-Limit", "60");
+    response.set_headers(plugin);
+    EXPECT_EQ(response.header_lines.text(), "X-RateLimit-Limix: kept\r\n" + long_name +
+                                                ": kept too\r\nX-RateLimit-Limit: 60\r\n");
+    EXPECT_EQ(response.header("X-RateLimit-Limit"), "60");
+}
+
 TEST(HeaderLinesTest, RefusesWhatWouldNotSplitBack) {
     HeaderLines lines;
     EXPECT_FALSE(lines.append("", "v"));
@@ -247,6 +261,26 @@ TEST(HeaderLinesTest, LinesPastTheIndexAndLongLinesAreFoundToo) {
     copy.append(lines);
     EXPECT_EQ(copy.text(), lines.text());
     EXPECT_EQ(copy.find("X-25"), "250");
+}
+
+TEST(HeaderLinesTest, AListAppendedAfterLinesOrToItselfKeepsEveryLineFindable) {
+    HeaderLines lines;
+    lines.append("A", "1");
+    HeaderLines more;
+    more.append("Bb", "2");
+    more.append("Ccc", "3");
+    lines.append(more);
+    EXPECT_EQ(lines.text(), "A: 1\r\nBb: 2\r\nCcc: 3\r\n");
+    EXPECT_EQ(lines.size(), 3u);
+    EXPECT_EQ(lines.find("ccc"), "3");
+    EXPECT_EQ(lines.find("bb"), "2");
+    lines.append(lines);
+    EXPECT_EQ(lines.size(), 6u);
+    EXPECT_EQ(lines.text(), "A: 1\r\nBb: 2\r\nCcc: 3\r\nA: 1\r\nBb: 2\r\nCcc: 3\r\n");
+    EXPECT_EQ(lines.erase("Bb"), 2u);
+    EXPECT_EQ(lines.text(), "A: 1\r\nCcc: 3\r\nA: 1\r\nCcc: 3\r\n");
+    EXPECT_EQ(lines.find("Ccc"), "3");
+    EXPECT_EQ(lines.find("A"), "1");
 }
 
 TEST(HeaderLinesTest, AMovedFromListIsEmptyAndUsable) {

@@ -317,14 +317,12 @@ class JwtPlugin final : public Plugin {
                          "token lifetime exceeds the maximum expiration", exchange);
         }
         auto identity = identity_of(token, claims);
-        auto& lines = request.header_lines;
-        if (!lines.append("X-User-ID", claims.sub) ||
-            !lines.append("X-User-Roles", identity->roles) ||
-            !lines.append("X-User-Permissions", identity->permissions)) {
+        if (!identity->forwardable) {
             // A signed claim holding a line break: forwarded, it would split the header.
             return error(json::ErrorCode::Unauthorized, 401,
                          "invalid token: its identity cannot be forwarded as headers", exchange);
         }
+        request.header_lines.append(identity->lines);
         request.context.user_id = claims.sub;
         if (consumer.empty()) {
             exchange.consumer = claims.sub;
@@ -335,12 +333,13 @@ class JwtPlugin final : public Plugin {
         return std::nullopt;
     }
 
-    // The forwarded role and permission lists of a verified token. Deriving permissions from
-    // roles and joining them cost more than the (cached) verification itself; a token's claims
-    // never change, so the lists are remembered per token, the token still verified each time.
+    // The identity lines forwarded for a verified token (X-User-ID, X-User-Roles and
+    // X-User-Permissions), checked once. Deriving permissions from roles, joining them and
+    // checking the lines cost more than the (cached) verification itself; a token's claims never
+    // change, so the lines are remembered per token, the token still verified each time.
     struct Identity {
-        std::string roles;
-        std::string permissions;
+        http::HeaderLines lines;
+        bool forwardable = false;
     };
     struct TokenHash {
         using is_transparent = void;
@@ -359,8 +358,11 @@ class JwtPlugin final : public Plugin {
             }
         }
         auto identity = std::make_shared<Identity>();
-        identity->roles = join(claims.roles, ",");
-        identity->permissions = join(http::effective_permissions(claims), ",");
+        identity->forwardable =
+            identity->lines.append("X-User-ID", claims.sub) &&
+            identity->lines.append("X-User-Roles", join(claims.roles, ",")) &&
+            identity->lines.append("X-User-Permissions",
+                                   join(http::effective_permissions(claims), ","));
         std::lock_guard lock(identities_mutex_);
         // Bounded: a full table starts over rather than growing with every token seen.
         if (identities_.size() >= kIdentityCacheEntries) identities_.clear();
