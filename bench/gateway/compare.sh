@@ -2,7 +2,8 @@
 # The gateway against nginx as a plain reverse proxy, as issue #3 measures it:
 #   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
 #      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
-#      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0;
+#      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0.
+#      ROUNDS (default 3) rounds of the three proxies in turn; ratios are taken within a round;
 #   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
 #      there is no gateway) runs near half its peak, against the upstream directly and through
 #      each proxy; added = p99(proxy) - p99(direct);
@@ -59,17 +60,6 @@ rss_kib() {  # pid
 wrk_command="taskset -c 0 wrk"
 source bench/wrk.sh
 
-print_rows() {  # labels...: rps, p50, p99 and the ratio to nginx's rps
-  local nginx_rps
-  nginx_rps=$(field nginx 2)
-  printf '%-22s %10s %9s %9s %8s %7s %9s\n' target req/s p50_us p99_us non2xx errors vs-nginx
-  for label in "$@"; do
-    awk -v l="$label" -v n="$nginx_rps" '$1 == l {
-      printf "%-22s %10d %9d %9d %8d %7d %8.2fx\n", $1, $2, $3, $4, $5, $6, (n > 0 ? $2 / n : 0) }' \
-      "$work/results"
-  done
-}
-
 : >"$work/results"
 echo "== setup: load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews everything) =="
 
@@ -120,16 +110,61 @@ if ((gateway)); then
 fi
 
 echo
-echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core 0 =="
+rounds=${ROUNDS:-3}
+echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core 0;" \
+  "$rounds rounds, each target in turn within a round =="
+# A ratio is taken between runs of the same round, seconds apart: the load of the machine's
+# neighbours, which moves nginx's own rate by a third over minutes, then enters both sides.
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
-run_wrk nginx -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
-peak_labels=(direct nginx)
+peak_targets=(nginx)
+((gateway)) && peak_targets+=(gateway gateway+jwt+ratelimit)
+for round in $(seq 1 "$rounds"); do
+  run_wrk "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
+  if ((gateway)); then
+    run_wrk "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
+    run_wrk "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
+      "http://127.0.0.1:${gateway_port[plugins]}/"
+  fi
+done
+printf '%-26s %10s %9s %9s %8s %7s %9s\n' target req/s p50_us p99_us non2xx errors vs-nginx
+awk '$1 == "direct" { printf "%-26s %10d %9d %9d %8d %7d\n", $1, $2, $3, $4, $5, $6 }' "$work/results"
+for round in $(seq 1 "$rounds"); do
+  for target in "${peak_targets[@]}"; do
+    awk -v l="$target#$round" -v n="$(field "nginx#$round" 2)" '$1 == l {
+      printf "%-26s %10d %9d %9d %8d %7d %8.2fx\n", $1, $2, $3, $4, $5, $6, (n > 0 ? $2 / n : 0) }' \
+      "$work/results"
+  done
+done
+# Per target, the median of its rounds (each column on its own) is what the later sections use.
+for target in "${peak_targets[@]}"; do
+  awk -v t="$target" '
+    function median(list, n,   i, j, v) {
+      for (i = 2; i <= n; i++) { v = list[i]; for (j = i - 1; j >= 1 && list[j] > v; j--) list[j + 1] = list[j]; list[j + 1] = v }
+      return n % 2 ? list[(n + 1) / 2] : (list[n / 2] + list[n / 2 + 1]) / 2
+    }
+    index($1, t "#") == 1 && $1 ~ /#[0-9]+$/ { n++; for (c = 2; c <= 6; c++) column[c, n] = $c }
+    END {
+      line = t
+      for (c = 2; c <= 6; c++) { for (i = 1; i <= n; i++) values[i] = column[c, i]; line = line " " sprintf("%.0f", median(values, n)) }
+      print line
+    }' "$work/results" >>"$work/results.medians"
+done
+cat "$work/results.medians" >>"$work/results"
 if ((gateway)); then
-  run_wrk gateway -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
-  run_wrk gateway+jwt+ratelimit -t1 -c50 -d"${secs}s" "${auth[@]}" "http://127.0.0.1:${gateway_port[plugins]}/"
-  peak_labels+=(gateway gateway+jwt+ratelimit)
+  echo "ratios within rounds (median; range):"
+  for target in gateway gateway+jwt+ratelimit; do
+    ratios=()
+    p99_worse=0
+    for round in $(seq 1 "$rounds"); do
+      ratios+=("$(awk -v a="$(field "$target#$round" 2)" -v b="$(field "nginx#$round" 2)" \
+        'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
+      (( $(field "$target#$round" 4) > $(field "nginx#$round" 4) )) && p99_worse=$((p99_worse + 1))
+    done
+    printf '  %-24s %sx (%s); p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
+      "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')" \
+      "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')" "$p99_worse" "$rounds"
+  done
 fi
-print_rows "${peak_labels[@]}"
 
 echo
 # Half of peak, closed loop: wrk keeps c requests in flight; c is the concurrency (1, 2, 4, ...)
