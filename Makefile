@@ -6,14 +6,14 @@ AETHER := build/release/aether
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: run test bootstrap build build-asan unit integration integration-asan bench format clean
+.PHONY: run test bootstrap build build-asan unit unit-tsan integration integration-asan bench format clean
 
 run: build
 	@echo "Aether all-in-one: data under ./data."
 	@echo "First admin (password on stdin):  $(AETHER) user create --email you@example.com --name You --role admin"
 	$(AETHER) serve --listen 127.0.0.1:8080 --data-dir ./data
 
-test: build build-asan unit integration integration-asan
+test: build build-asan unit unit-tsan integration integration-asan
 
 bootstrap:
 	@scripts/bootstrap
@@ -29,6 +29,17 @@ build-asan: bootstrap
 # Unit tests run under AddressSanitizer + UBSan.
 unit: build-asan
 	@ctest --preset asan -j $(JOBS)
+
+# The suites whose code runs on several threads at once, again under ThreadSanitizer: the
+# blocking pool, the SQL pools and committer (SQLite and PostgreSQL), the bus and its outbox, and
+# the HTTP reads that hand readiness to the reactor. Suppressions: tests/tsan-suppressions.txt.
+TSAN_TARGETS := platform_runtime_test platform_sql_test platform_bus_test \
+  platform_http_draining_read_test
+unit-tsan: bootstrap
+	@cmake --preset tsan -DAETHER_BUILD_BENCH=OFF >/dev/null
+	@cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	@ctest --preset tsan -j $(JOBS) \
+	  -R '^(platform_sql_test|platform_bus_test|BlockingPool\.|DrainingRead(Stress)?Test\.)'
 
 # Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the
 # security suite runs again all-in-one, behind the gateway's edge, where it must behave the same.
