@@ -1335,11 +1335,95 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         Clock::time_point deadline;
         std::chrono::milliseconds read_timeout{0};
         bool retry_allowed = false;
-    };
 
-    Expected<std::unique_ptr<PreparedRequest>, ClientError> prepare(ClientRequest& request) const {
+        // As new, with the strings' buffers kept (a large head's released).
+        void reset() {
+            constexpr std::size_t kKeptHeadCapacity = 16 * 1024;
+            url.tls = false;
+            url.host.clear();
+            url.port = 0;
+            url.target.clear();
+            url.host_header.clear();
+            if (wire.head.capacity() > kKeptHeadCapacity) {
+                std::string().swap(wire.head);
+            } else {
+                wire.head.clear();
+            }
+            std::string().swap(wire.body);
+            wire.head_method = false;
+            wire.keep_alive = true;
+            wire.upgrade = false;
+            wire.idempotent = false;
+            wire.body_stream.reset();
+            wire.chunked_stream = false;
+            wire.stream_length.reset();
+            wire.stream_timeout = std::chrono::milliseconds{0};
+            deadline = {};
+            read_timeout = std::chrono::milliseconds{0};
+            retry_allowed = false;
+        }
+    };
+    // reset() must reset every member: one added to PreparedRequest, Url or WireRequest changes
+    // these sizes, and this reminds whoever adds it (else one request's value would show
+    // through in a later one's).
+    static_assert(sizeof(PreparedRequest) == 256 && sizeof(Url) == 112 &&
+                      sizeof(WireRequest) == 120,
+                  "a member was added or removed: update PreparedRequest::reset()");
+
+    // Prepared requests kept per thread for later ones: a proxy has tens of requests in flight,
+    // past glibc's per-thread cache, and each request with its head's buffer cost two slow
+    // allocations. Bounded; a request freed on another thread goes to that thread's.
+    class KeptPrepared {
+      public:
+        static constexpr std::size_t kPerThread = 64;
+
+        // Null once the thread's list is destroyed (a request freed later is deleted).
+        static KeptPrepared* of_this_thread() {
+            if (gone()) return nullptr;
+            thread_local KeptPrepared kept;
+            return &kept;
+        }
+        std::unique_ptr<PreparedRequest> take() {
+            if (list_.empty()) return nullptr;
+            auto taken = std::move(list_.back());
+            list_.pop_back();
+            return taken;
+        }
+        // False when the list is full.
+        bool keep(PreparedRequest* prepared) {
+            if (list_.size() == kPerThread) return false;
+            prepared->reset();
+            list_.emplace_back(prepared);
+            return true;
+        }
+
+      private:
+        KeptPrepared() { list_.reserve(kPerThread); }
+        ~KeptPrepared() { gone() = true; }
+        // Trivial, so still readable after the list's destruction at the thread's exit.
+        static bool& gone() {
+            thread_local bool destroyed = false;
+            return destroyed;
+        }
+        std::vector<std::unique_ptr<PreparedRequest>> list_;
+    };
+    struct PreparedRecycler {
+        void operator()(PreparedRequest* prepared) const noexcept {
+            auto* kept = KeptPrepared::of_this_thread();
+            if (kept == nullptr || !kept->keep(prepared)) delete prepared;
+        }
+    };
+    using PreparedPtr = std::unique_ptr<PreparedRequest, PreparedRecycler>;
+
+    static PreparedPtr new_prepared() {
+        auto* kept = KeptPrepared::of_this_thread();
+        if (auto taken = kept ? kept->take() : nullptr) return PreparedPtr(taken.release());
+        return PreparedPtr(new PreparedRequest());
+    }
+
+    Expected<PreparedPtr, ClientError> prepare(ClientRequest& request) const {
         auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
-        auto prepared = std::make_unique<PreparedRequest>();
+        auto prepared = new_prepared();
         prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         prepared->deadline = Clock::now() + timeout;
         if (!url_into(request.url, prepared->url)) {
@@ -1490,7 +1574,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     }
 
     asio::awaitable<StreamedResult> exchange_streamed(std::shared_ptr<Impl> self,
-                                                      std::unique_ptr<PreparedRequest> prepared) {
+                                                      PreparedPtr prepared) {
         (void)self;
         auto& pool = pool_for(prepared->url);
         bool sent_any = false;

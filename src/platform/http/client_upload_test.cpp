@@ -479,6 +479,55 @@ TEST_F(HttpClientUploadTest, StreamWithoutALengthIsSentChunked) {
     EXPECT_EQ(client.stats().connections_created, 1u);
 }
 
+// The client reuses a finished request's preparation for the next one: nothing of a streamed
+// POST (its body, framing, headers, method or target) may show in a GET sent after it.
+TEST_F(HttpClientUploadTest, ARequestAfterAStreamedOneCarriesNothingOfIt) {
+    std::string second_head;
+    std::optional<std::string> after_second;
+    Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {
+        auto head = co_await peer.read_until("\r\n\r\n");
+        if (!head) co_return;
+        if (!co_await peer.read_until("\r\n0\r\n\r\n")) co_return;
+        if (!co_await peer.write(ok("stored"))) co_return;
+        auto second = co_await peer.read_until("\r\n\r\n");
+        if (!second) co_return;
+        second_head = *second;
+        if (!co_await peer.write(ok("plain"))) co_return;
+        // Anything the client sends now would be left over from the first request.
+        after_second = co_await peer.read_until("\r\n");
+    });
+    HttpClient client(io_.get_executor());
+
+    std::weak_ptr<BodySource> first_source;
+    {
+        auto source = std::make_shared<PieceSource>(std::vector<std::string>{"abc", "def"},
+                                                    std::make_shared<SourceLog>());
+        first_source = source;
+        auto first = upload(upstream.url("/files?kind=big"), std::move(source));
+        first.headers = {{"X-First", "1"}};
+        first.body = "ahead";
+        auto stored = send_now(io_, client, first);
+        ASSERT_TRUE(stored) << describe(stored);
+        EXPECT_EQ(body_of(io_, *stored), "stored");
+    }
+    // The finished request let go of its body's source.
+    EXPECT_TRUE(first_source.expired());
+
+    ClientRequest get;
+    get.url = upstream.url("/plain");
+    auto plain = send_now(io_, client, get);
+    ASSERT_TRUE(plain) << describe(plain);
+    EXPECT_EQ(body_of(io_, *plain), "plain");
+    EXPECT_EQ(second_head.rfind("GET /plain HTTP/1.1\r\n", 0), 0u) << second_head;
+    EXPECT_EQ(second_head.find("Transfer-Encoding"), std::string::npos) << second_head;
+    EXPECT_EQ(second_head.find("Content-Length"), std::string::npos) << second_head;
+    EXPECT_EQ(second_head.find("X-First"), std::string::npos) << second_head;
+    EXPECT_EQ(second_head.find("kind=big"), std::string::npos) << second_head;
+    client.close();
+    io_.run_for(200ms);
+    EXPECT_FALSE(after_second) << *after_second;
+}
+
 TEST_F(HttpClientUploadTest, EmptyStreamIsJustTheLastChunk) {
     std::string raw;
     Upstream upstream(io_, [&](Peer& peer, int) -> asio::awaitable<void> {
