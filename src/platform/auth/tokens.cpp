@@ -11,6 +11,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "platform/hex.h"
+
 namespace aether::platform::auth {
 namespace {
 
@@ -106,13 +108,8 @@ std::string sha256_hex(std::string_view data) {
     if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
         throw std::runtime_error("SHA-256 failed");
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-        out += kHex[digest[i] >> 4];
-        out += kHex[digest[i] & 15];
-    }
+    std::string out(2 * len, '\0');
+    write_hex(out.data(), digest, len);
     return out;
 }
 

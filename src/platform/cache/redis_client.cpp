@@ -24,6 +24,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "platform/hex.h"
+
 namespace aether::platform::cache {
 
 namespace asio = boost::asio;
@@ -265,12 +267,8 @@ RedisScript::RedisScript(std::string source) : source_(std::move(source)) {
     if (EVP_Digest(source_.data(), source_.size(), digest, &length, EVP_sha1(), nullptr) != 1) {
         throw std::runtime_error("SHA1 is not available");
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    sha1_.reserve(length * 2);
-    for (unsigned int i = 0; i < length; ++i) {
-        sha1_ += kHex[digest[i] >> 4];
-        sha1_ += kHex[digest[i] & 0x0f];
-    }
+    sha1_.assign(2 * length, '\0');
+    write_hex(sha1_.data(), digest, length);
 }
 
 struct RedisClient::Impl : std::enable_shared_from_this<Impl> {

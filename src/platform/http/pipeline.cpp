@@ -4,7 +4,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <unordered_map>
 
@@ -114,11 +113,10 @@ bool is_valid_request_id(std::string_view value) {
 void generate_request_id(std::string& id) {
     thread_local std::mt19937_64 generator{std::random_device{}()};
     // Written on the stack and copied once (indexing the string checked nothing but cost more).
-    std::array<std::uint8_t, 16> bits;
     const std::array<std::uint64_t, 2> words{generator(), generator()};
-    std::memcpy(bits.data(), words.data(), bits.size());
     std::array<char, 32> text;
-    platform::write_hex(text.data(), bits.data(), bits.size());
+    platform::write_hex(text.data(), reinterpret_cast<const std::uint8_t*>(words.data()),
+                        sizeof words);
     id.assign(text.data(), text.size());
 }
 

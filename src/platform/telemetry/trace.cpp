@@ -129,7 +129,7 @@ void format_traceparent(const TraceContext& ctx, std::string& out) {
     *cursor++ = '-';
     cursor = write_hex(cursor, ctx.span_id);
     *cursor++ = '-';
-    write_hex(cursor, std::array<std::uint8_t, 1>{ctx.flags});
+    platform::write_hex(cursor, &ctx.flags, 1);
     out.assign(text.data(), text.size());
 }
 
