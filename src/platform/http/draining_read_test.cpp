@@ -92,12 +92,18 @@ class DrainingReadTest : public ::testing::Test {
 
     void peer_writes(std::string_view text) { asio::write(peer_, asio::buffer(text)); }
 
+    // A read started while the peer has sent nothing: it must wait.
+    std::shared_ptr<ReadResult> waiting_read(std::size_t room) {
+        auto result = start_read(room);
+        run_ready();
+        EXPECT_FALSE(result->done) << "the read completed with nothing sent";
+        return result;
+    }
+
     // A read that had to wait for `text`, so the reactor's event for it is spent on the read:
     // the state a server or client is in after reading a request or an answer.
     std::shared_ptr<ReadResult> waited_read(std::size_t room, std::string_view text) {
-        auto result = start_read(room);
-        run_ready();
-        EXPECT_FALSE(result->done);
+        auto result = waiting_read(room);
         peer_writes(text);
         run_until(*result);
         EXPECT_TRUE(result->done);
@@ -116,9 +122,7 @@ TEST_F(DrainingReadTest, AfterAReadThatEmptiedTheSocketTheNextWaitsWithoutTrying
     EXPECT_EQ(read_text(*first), "GET / HTTP/1.1\r\n\r\n");
 
     const int before = recv_calls.load();
-    auto second = start_read(4096);
-    run_ready();
-    EXPECT_FALSE(second->done);
+    auto second = waiting_read(4096);
     EXPECT_EQ(recv_calls.load(), before) << "the read tried the emptied socket";
 
     peer_writes("next");
@@ -144,9 +148,7 @@ TEST_F(DrainingReadTest, AfterAReadThatFilledItsBufferTheNextTriesTheSocketFirst
 
     // A full buffer says nothing about what is left, so the next read tries (and waits).
     before = recv_calls.load();
-    auto third = start_read(4);
-    run_ready();
-    EXPECT_FALSE(third->done);
+    auto third = waiting_read(4);
     EXPECT_EQ(recv_calls.load(), before + 1);
     peer_writes("ij");
     run_until(*third);
@@ -175,9 +177,7 @@ TEST_F(DrainingReadTest, ThePeerClosingEndsAWaitingReadWithEndOfStream) {
     auto first = waited_read(64, "last words");
     ASSERT_EQ(read_text(*first), "last words");
 
-    auto second = start_read(64);
-    run_ready();
-    EXPECT_FALSE(second->done);
+    auto second = waiting_read(64);
     peer_.close();
     run_until(*second);
     ASSERT_TRUE(second->done);
@@ -187,9 +187,7 @@ TEST_F(DrainingReadTest, ThePeerClosingEndsAWaitingReadWithEndOfStream) {
 
 TEST_F(DrainingReadTest, CancellingTheSocketAbortsAWaitingRead) {
     waited_read(64, "x");
-    auto second = start_read(64);
-    run_ready();
-    ASSERT_FALSE(second->done);
+    auto second = waiting_read(64);
     reader_.cancel();
     run_until(*second);
     ASSERT_TRUE(second->done);
