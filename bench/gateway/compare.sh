@@ -135,19 +135,18 @@ for round in $(seq 1 "$rounds"); do
       "$work/results"
   done
 done
+median() {  # printf-format: the median of the numbers on stdin, one per line
+  sort -n | awk -v format="$1" '{ v[NR] = $1 }
+    END { printf format, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 # Per target, the median of its rounds (each column on its own) is what the later sections use.
 for target in "${peak_targets[@]}"; do
-  awk -v t="$target" '
-    function median(list, n,   i, j, v) {
-      for (i = 2; i <= n; i++) { v = list[i]; for (j = i - 1; j >= 1 && list[j] > v; j--) list[j + 1] = list[j]; list[j + 1] = v }
-      return n % 2 ? list[(n + 1) / 2] : (list[n / 2] + list[n / 2 + 1]) / 2
-    }
-    index($1, t "#") == 1 && $1 ~ /#[0-9]+$/ { n++; for (c = 2; c <= 6; c++) column[c, n] = $c }
-    END {
-      line = t
-      for (c = 2; c <= 6; c++) { for (i = 1; i <= n; i++) values[i] = column[c, i]; line = line " " sprintf("%.0f", median(values, n)) }
-      print line
-    }' "$work/results" >>"$work/results.medians"
+  line=$target
+  for column in 2 3 4 5 6; do
+    line+=" $(awk -v t="$target" -v c="$column" 'index($1, t "#") == 1 && $1 ~ /#[0-9]+$/ { print $c }' \
+      "$work/results" | median '%.0f')"
+  done
+  echo "$line" >>"$work/results.medians"
 done
 cat "$work/results.medians" >>"$work/results"
 if ((gateway)); then
@@ -161,7 +160,7 @@ if ((gateway)); then
       (( $(field "$target#$round" 4) > $(field "nginx#$round" 4) )) && p99_worse=$((p99_worse + 1))
     done
     printf '  %-24s %sx (%s); p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
-      "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')" \
+      "$(printf '%s\n' "${ratios[@]}" | median '%.2f')" \
       "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')" "$p99_worse" "$rounds"
   done
 fi
