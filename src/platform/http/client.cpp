@@ -1338,17 +1338,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
 
         // As new, with the strings' buffers kept (a large head's released).
         void reset() {
-            constexpr std::size_t kKeptHeadCapacity = 16 * 1024;
             url.tls = false;
             url.host.clear();
             url.port = 0;
             url.target.clear();
             url.host_header.clear();
-            if (wire.head.capacity() > kKeptHeadCapacity) {
-                std::string().swap(wire.head);
-            } else {
-                wire.head.clear();
-            }
+            clear_for_reuse(wire.head, 16 * 1024);
             std::string().swap(wire.body);
             wire.head_method = false;
             wire.keep_alive = true;

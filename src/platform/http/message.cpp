@@ -181,18 +181,12 @@ static_assert(sizeof(RequestContext) == 144 && sizeof(Request) == 416,
               "a member was added or removed: update Request::clear()");
 
 void Request::clear() {
-    // A body past this stays with the connection no longer than its request.
-    constexpr std::size_t kKeptBodyCapacity = 16 * 1024;
     method = Method::Get;
     method_text.clear();
     target.clear();
     headers.clear();
     header_lines.clear();
-    if (body.capacity() > kKeptBodyCapacity) {
-        std::string().swap(body);
-    } else {
-        body.clear();
-    }
+    clear_for_reuse(body, 16 * 1024);
     remote_address.clear();
     keep_alive = true;
     http_version = 11;

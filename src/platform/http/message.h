@@ -38,6 +38,16 @@ inline bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
+// Empties a buffer reused from one request to the next, keeping its capacity unless it grew past
+// `kept_capacity` (a large body or head stays no longer than its request).
+inline void clear_for_reuse(std::string& buffer, std::size_t kept_capacity) {
+    if (buffer.capacity() > kept_capacity) {
+        std::string().swap(buffer);
+    } else {
+        buffer.clear();
+    }
+}
+
 // Case-insensitive lookup; the empty view when the header is absent.
 std::string_view find_header(const HeaderList& headers, std::string_view name);
 
