@@ -43,15 +43,16 @@ unit-tsan: bootstrap
 
 # Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the
 # security suite runs again all-in-one, behind the gateway's edge, where it must behave the same.
+# AETHER_EXPECT_ALLOCATOR: the malloc each build must report (CMakeLists.txt, AETHER_ALLOCATOR).
 integration: build
-	@AETHER_BIN=$(AETHER) tests/run-integration
-	@AETHER_BIN=$(AETHER) AETHER_TEST_TARGET=all tests/run-integration \
+	@AETHER_BIN=$(AETHER) AETHER_EXPECT_ALLOCATOR=mimalloc tests/run-integration
+	@AETHER_BIN=$(AETHER) AETHER_EXPECT_ALLOCATOR=mimalloc AETHER_TEST_TARGET=all tests/run-integration \
 	  -k "not gateway and not upstream_server and not tasks and not bus"
 
 # The same suite against the ASan/UBSan binary: memory errors in the server fail it.
 integration-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 \
-	  AETHER_BIN=build/asan/aether tests/run-integration
+	  AETHER_BIN=build/asan/aether AETHER_EXPECT_ALLOCATOR=system tests/run-integration
 
 bench: build
 	@bench/run-all

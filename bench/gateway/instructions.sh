@@ -5,7 +5,8 @@
 # 1%, where req/s on a shared VM moves by 20%: the figure to compare two builds of a hot path.
 # Usage: bench/gateway/instructions.sh [gateway|plugins|nginx] [seconds]   (make build first)
 # Prints the requests served, the instructions counted and their quotient; with TOP=N also the
-# N functions with the most instructions of their own.
+# N functions with the most instructions of their own. With KEEP=FILE the callgrind profile is
+# copied to FILE, for callgrind_annotate --inclusive=yes or kcachegrind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${1:-gateway}
@@ -54,6 +55,7 @@ callgrind_control -d "$proxy_pid" >/dev/null 2>&1
 sleep 1
 profile=$(ls -t "$work"/callgrind.out* | head -1)
 instructions=$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+[[ -z ${KEEP:-} ]] || cp "$profile" "$KEEP"
 echo "target=$target requests=$requests instructions=$instructions per_request=$((instructions / requests))"
 if [[ -n ${TOP:-} ]]; then
   callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" -v top="$TOP" '

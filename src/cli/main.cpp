@@ -2,8 +2,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <string>
+
+#if defined(AETHER_WITH_MIMALLOC)
+#include <mimalloc.h>
+#endif
 
 #include "cli/events_tail.h"
 #include "platform/config/config.h"
@@ -31,6 +36,22 @@ void add_common_options(CLI::App& command, AppOptions& options) {
 int print_errors(const std::vector<std::string>& errors) {
     for (const auto& error : errors) std::cerr << "aether: " << error << "\n";
     return 2;
+}
+
+// The allocator that serves malloc, checked rather than assumed: a link that loses mimalloc's
+// place ahead of the C library (or an LD_PRELOAD) leaves it built in but unused.
+std::string allocator_in_use() {
+#if defined(AETHER_WITH_MIMALLOC)
+    void* probe = std::malloc(64);
+    const bool served_by_mimalloc = mi_is_in_heap_region(probe);
+    std::free(probe);
+    if (!served_by_mimalloc) return "system (mimalloc linked but not serving malloc)";
+    const int version = mi_version();  // 209 for 2.0.9
+    return "mimalloc " + std::to_string(version / 100) + "." + std::to_string(version / 10 % 10) +
+           "." + std::to_string(version % 10);
+#else
+    return "system";
+#endif
 }
 
 std::string read_password_from_stdin() {
@@ -94,7 +115,8 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     if (app.got_subcommand("version")) {
-        std::cout << "aether " << AETHER_VERSION << "\n";
+        std::cout << "aether " << AETHER_VERSION << "\n"
+                  << "allocator: " << allocator_in_use() << "\n";
         return 0;
     }
     if (serve->parsed() && list_targets) {

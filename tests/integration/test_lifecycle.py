@@ -1,5 +1,7 @@
 # Process lifecycle and the CLI: graceful drain on SIGTERM, config check, targets, user create.
 import json
+import os
+import re
 import select
 import socket
 import time
@@ -77,6 +79,18 @@ def cli(factory, *args, env=None, input=None):
 def test_version(factory):
     _, out = cli(factory, "version")
     assert out.returncode == 0 and out.stdout.startswith("aether ")
+
+
+def test_version_names_the_allocator_that_serves_malloc(factory):
+    # `make integration` says which allocator its build must have: mimalloc for release, the
+    # C library's for the sanitizer build. Either way, one that is linked must also serve malloc.
+    _, out = cli(factory, "version")
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines()[1:])
+    allocator = lines["allocator"]
+    assert allocator == "system" or re.fullmatch(r"mimalloc \d+\.\d+\.\d+", allocator), allocator
+    expected = os.environ.get("AETHER_EXPECT_ALLOCATOR")
+    if expected is not None:
+        assert allocator.split(" ")[0] == expected, allocator
 
 
 def test_list_targets(factory):
