@@ -354,6 +354,23 @@ def test_jwt_replaces_client_identity_headers(env):
     assert JWT_SECRET  # the token above was minted with the platform secret
 
 
+def test_jwt_forwards_each_tokens_own_identity(env):
+    # The gateway remembers the identity lines per verified token: with many tokens presented in
+    # turn, each request still carries its own token's user, roles and permissions.
+    gw = env["gateway"]
+    users = [(f"usr_{i:02d}", ["user"] if i % 2 else ["admin", "user"], [f"notes:read:{i}"])
+             for i in range(24)]
+    tokens = [access_token(sub=sub, roles=roles, permissions=permissions)
+              for sub, roles, permissions in users]
+    with requests.Session() as session:
+        for _ in range(2):
+            for (sub, roles, permissions), token in zip(users, tokens):
+                got = echo(session.get(gw.url("/secure/me"), headers=bearer(token), timeout=10))
+                assert got["headers"]["x-user-id"] == sub
+                assert got["headers"]["x-user-roles"] == ",".join(roles)
+                assert got["headers"]["x-user-permissions"] == ",".join(permissions)
+
+
 def test_keep_alive_connection_serves_many_requests(env):
     gw, alpha = env["gateway"], env["alpha"]
     alpha.reset()

@@ -316,7 +316,7 @@ class JwtPlugin final : public Plugin {
             return error(json::ErrorCode::Unauthorized, 401,
                          "token lifetime exceeds the maximum expiration", exchange);
         }
-        auto identity = identity_of(token, claims);
+        auto identity = identity_of(shared_claims);
         if (!identity->forwardable) {
             // A signed claim holding a line break: forwarded, it would split the header.
             return error(json::ErrorCode::Unauthorized, 401,
@@ -341,32 +341,28 @@ class JwtPlugin final : public Plugin {
         http::HeaderLines lines;
         bool forwardable = false;
     };
-    struct TokenHash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view token) const noexcept {
-            return auth::token_hash(token);
-        }
-    };
     static constexpr std::size_t kIdentityCacheEntries = 8192;
 
-    std::shared_ptr<const Identity> identity_of(std::string_view token,
-                                                const auth::Claims& claims) {
+    // Looked up by the address of the claims the codec's cache shares for the token, which
+    // stands for the token without hashing or comparing its text again. An entry holds its
+    // claims, so that address cannot be taken by other claims while the entry lives.
+    std::shared_ptr<const Identity> identity_of(const std::shared_ptr<const auth::Claims>& claims) {
         {
             std::lock_guard lock(identities_mutex_);
-            if (auto found = identities_.find(token); found != identities_.end()) {
-                return found->second;
+            if (auto found = identities_.find(claims.get()); found != identities_.end()) {
+                return found->second.identity;
             }
         }
         auto identity = std::make_shared<Identity>();
         identity->forwardable =
-            identity->lines.append("X-User-ID", claims.sub) &&
-            identity->lines.append("X-User-Roles", join(claims.roles, ",")) &&
+            identity->lines.append("X-User-ID", claims->sub) &&
+            identity->lines.append("X-User-Roles", join(claims->roles, ",")) &&
             identity->lines.append("X-User-Permissions",
-                                   join(http::effective_permissions(claims), ","));
+                                   join(http::effective_permissions(*claims), ","));
         std::lock_guard lock(identities_mutex_);
         // Bounded: a full table starts over rather than growing with every token seen.
         if (identities_.size() >= kIdentityCacheEntries) identities_.clear();
-        identities_.emplace(std::string(token), identity);
+        identities_.emplace(claims.get(), IdentityEntry{claims, identity});
         return identity;
     }
 
@@ -444,8 +440,11 @@ class JwtPlugin final : public Plugin {
     PluginOptions options_;
     std::map<std::string, Key, std::less<>> keys_;
     std::mutex identities_mutex_;
-    std::unordered_map<std::string, std::shared_ptr<const Identity>, TokenHash, std::equal_to<>>
-        identities_;
+    struct IdentityEntry {
+        std::shared_ptr<const auth::Claims> claims;
+        std::shared_ptr<const Identity> identity;
+    };
+    std::unordered_map<const auth::Claims*, IdentityEntry> identities_;
 };
 
 // ---------------------------------------------------------------------------------------------
