@@ -1331,6 +1331,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // the coroutine frame of the exchange stays small enough for Asio to recycle.
     struct PreparedRequest {
         Url url;
+        HostPool* pool = nullptr;  // the URL origin's
         WireRequest wire;
         Clock::time_point deadline;
         std::chrono::milliseconds read_timeout{0};
@@ -1343,6 +1344,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             url.port = 0;
             url.target.clear();
             url.host_header.clear();
+            pool = nullptr;
             clear_for_reuse(wire.head, 16 * 1024);
             std::string().swap(wire.body);
             wire.head_method = false;
@@ -1361,7 +1363,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // reset() must reset every member: one added to PreparedRequest, Url or WireRequest changes
     // these sizes, and this reminds whoever adds it (else one request's value would show
     // through in a later one's).
-    static_assert(sizeof(PreparedRequest) == 256 && sizeof(Url) == 112 &&
+    static_assert(sizeof(PreparedRequest) == 264 && sizeof(Url) == 112 &&
                       sizeof(WireRequest) == 120,
                   "a member was added or removed: update PreparedRequest::reset()");
 
@@ -1416,12 +1418,13 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         return PreparedPtr(new PreparedRequest());
     }
 
-    Expected<PreparedPtr, ClientError> prepare(ClientRequest& request) const {
+    Expected<PreparedPtr, ClientError> prepare(ClientRequest& request) {
         auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
         auto prepared = new_prepared();
         prepared->read_timeout = request.read_timeout.count() > 0 ? request.read_timeout : timeout;
         prepared->deadline = Clock::now() + timeout;
-        if (!url_into(request.url, prepared->url)) {
+        prepared->pool = url_into(request.url, prepared->url);
+        if (prepared->pool == nullptr) {
             return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
         }
         if (closed_) return unexpected(error(ClientError::Closed, "client closed"));
@@ -1434,35 +1437,45 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         return prepared;
     }
 
-    // Parses a URL into `url`; false when it is invalid. Its origin comes from known_origin, so
-    // only the target is parsed per request.
-    bool url_into(std::string_view text, Url& url) const {
+    // An origin parsed once, with its pool (which pools_ keeps for the client's life).
+    struct KnownOrigin {
+        std::string text;  // "scheme://authority"
+        Url url;           // without a target
+        HostPool* pool;
+    };
+
+    // Parses a URL into `url`; returns its origin's pool, or null when it is invalid. Its origin
+    // comes from known_origin, so only the target is parsed per request.
+    HostPool* url_into(std::string_view text, Url& url) {
         auto split = split_url(text);
-        const Url* origin = split ? known_origin(split->origin) : nullptr;
-        if (origin == nullptr) return false;
-        url.tls = origin->tls;
-        url.host = origin->host;
-        url.port = origin->port;
-        url.host_header = origin->host_header;
-        return parse_target(split->tail, url.target);
+        const KnownOrigin* origin = split ? known_origin(split->origin) : nullptr;
+        if (origin == nullptr) return nullptr;
+        url.tls = origin->url.tls;
+        url.host = origin->url.host;
+        url.port = origin->url.port;
+        url.host_header = origin->url.host_header;
+        return parse_target(split->tail, url.target) ? origin->pool : nullptr;
     }
 
-    std::optional<Url> url_of(std::string_view text) const {
+    std::optional<Url> url_of(std::string_view text) {
         std::optional<Url> url(std::in_place);
-        if (!url_into(text, *url)) return std::nullopt;
+        if (url_into(text, *url) == nullptr) return std::nullopt;
         return url;
     }
 
-    // The parsed origin ("scheme://authority") of a URL; null when it is invalid. A proxy sends
-    // every request to one of a few origins: each is parsed once, not once per request.
-    const Url* known_origin(std::string_view text) const {
-        for (const auto& [known, url] : known_origins_) {
-            if (known == text) return &url;
+    // The parsed origin ("scheme://authority") of a URL and its pool; null when it is invalid.
+    // A proxy sends every request to one of a few origins: each is parsed, and its pool found
+    // (a map lookup by a key built for it), once rather than once per request.
+    const KnownOrigin* known_origin(std::string_view text) {
+        for (const auto& known : known_origins_) {
+            if (known.text == text) return &known;
         }
         auto parsed = parse_origin(text);
         if (!parsed) return nullptr;
+        HostPool& pool = pool_for(*parsed);
         if (known_origins_.size() == kKnownOrigins) known_origins_.erase(known_origins_.begin());
-        return &known_origins_.emplace_back(std::string(text), std::move(*parsed)).second;
+        return &known_origins_.emplace_back(
+            KnownOrigin{std::string(text), std::move(*parsed), &pool});
     }
 
     static asio::awaitable<StreamedResult> fail_now(ClientError failure) {
@@ -1571,7 +1584,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<StreamedResult> exchange_streamed(std::shared_ptr<Impl> self,
                                                       PreparedPtr prepared) {
         (void)self;
-        auto& pool = pool_for(prepared->url);
+        auto& pool = *prepared->pool;
         bool sent_any = false;
         for (int attempt = 0;; ++attempt) {
             std::optional<Expected<Lease, ClientError>> leased;
@@ -1727,8 +1740,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // Entries are never erased: waiters and leases point into them, and the set of upstreams a
     // process talks to is small and fixed by configuration.
     std::map<std::string, HostPool, std::less<>> pools_;
+    // The origins parsed last.
     static constexpr std::size_t kKnownOrigins = 16;
-    mutable std::vector<std::pair<std::string, Url>> known_origins_;
+    std::vector<KnownOrigin> known_origins_;
     std::uint64_t connections_created_ = 0;
     bool sweeping_ = false;
     bool closed_ = false;
