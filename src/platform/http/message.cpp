@@ -255,6 +255,13 @@ void HeaderLines::append_parsed_line(std::string_view line, std::size_t name_siz
     note_line(text_.size(), name_size);
 }
 
+void HeaderLines::append_parsed_lines(std::string_view lines, std::span<const LineShape> shapes) {
+    const std::size_t base = text_.size();
+    make_room(lines.size());
+    text_.append(lines);
+    for (const LineShape& shape : shapes) note_line(base + shape.end, shape.name_size);
+}
+
 void HeaderLines::append(const HeaderLines& other) {
     // `other` may be this list: its lines are those before the copy.
     const std::size_t lines = other.count_;

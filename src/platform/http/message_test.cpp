@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -281,6 +282,33 @@ TEST(HeaderLinesTest, AListAppendedAfterLinesOrToItselfKeepsEveryLineFindable) {
     EXPECT_EQ(lines.text(), "A: 1\r\nCcc: 3\r\nA: 1\r\nCcc: 3\r\n");
     EXPECT_EQ(lines.find("Ccc"), "3");
     EXPECT_EQ(lines.find("A"), "1");
+}
+
+TEST(HeaderLinesTest, ARunOfParsedLinesIsCopiedAtOnceAndEachLineIndexed) {
+    HeaderLines lines;
+    lines.append("A", "1");
+    const std::string run = "Bb: 2\r\nCcc: 3\r\nDddd: \r\n";
+    const std::array<HeaderLines::LineShape, 3> shapes{{{7, 2}, {15, 3}, {23, 4}}};
+    lines.append_parsed_lines(run, shapes);
+    EXPECT_EQ(lines.size(), 4u);
+    EXPECT_EQ(lines.text(), "A: 1\r\nBb: 2\r\nCcc: 3\r\nDddd: \r\n");
+    EXPECT_EQ(lines.find("ccc"), "3");
+    EXPECT_TRUE(lines.contains("dddd"));
+    std::vector<std::string> seen;
+    lines.each([&](std::string_view name, std::string_view value) {
+        seen.push_back(std::string(name) + "=" + std::string(value));
+    });
+    EXPECT_EQ(seen, (std::vector<std::string>{"A=1", "Bb=2", "Ccc=3", "Dddd="}));
+    // Past the index's six lines, the rest are read from the text.
+    lines.append_parsed_lines("E: 5\r\nF: 6\r\nG: 7\r\n",
+                              std::array<HeaderLines::LineShape, 3>{{{6, 1}, {12, 1}, {18, 1}}});
+    EXPECT_EQ(lines.size(), 7u);
+    EXPECT_EQ(lines.find("g"), "7");
+    EXPECT_EQ(lines.erase("Bb"), 1u);
+    EXPECT_EQ(lines.find("F"), "6");
+    EXPECT_EQ(lines.find("A"), "1");
+    lines.append_parsed_lines("", {});
+    EXPECT_EQ(lines.size(), 6u);
 }
 
 TEST(HeaderLinesTest, AMovedFromListIsEmptyAndUsable) {

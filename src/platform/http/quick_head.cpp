@@ -228,14 +228,38 @@ std::optional<QuickHead> quick_response_head(std::string_view bytes, std::size_t
     p += 2;
 
     FieldFacts facts;
+    // A run of lines written exactly "name: value\r\n" from the first one on (an upstream's
+    // usual head) is copied at once; the lines after the first that is not (or past the run's
+    // room) are added one by one.
+    const char* const run = p;
+    std::array<HeaderLines::LineShape, 16> shapes;
+    std::size_t in_run = 0;
+    bool running = true;
     const char* head_end = read_fields(
         p, end, facts, [&](std::string_view name, std::string_view value, std::string_view line) {
+            if (running && !line.empty() && in_run < shapes.size()) {
+                shapes[in_run++] = {static_cast<std::uint32_t>(line.data() + line.size() - run),
+                                    static_cast<std::uint32_t>(name.size())};
+                return;
+            }
+            if (running) {
+                running = false;
+                lines.append_parsed_lines(
+                    std::string_view(run, static_cast<std::size_t>(name.data() - run)),
+                    std::span(shapes.data(), in_run));
+            }
             if (line.empty()) {
                 lines.append_parsed(name, value);
             } else {
                 lines.append_parsed_line(line, name.size());
             }
         });
+    if (head_end != nullptr && running) {
+        // The blank line ends the run.
+        lines.append_parsed_lines(
+            std::string_view(run, static_cast<std::size_t>(head_end - 2 - run)),
+            std::span(shapes.data(), in_run));
+    }
     if (head_end == nullptr || !facts.content_length) {
         lines = HeaderLines();
         return std::nullopt;
