@@ -1023,10 +1023,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 return unexpected(error(ClientError::ProtocolError, "invalid header " + name));
             }
             facts.note(name, value);
-            head.append(name);
-            head.append(": "sv);
-            head.append(value);
-            head.append("\r\n"sv);
+            append_header_line(head, name, value);
             ++lines;
         }
         if (!request.header_lines.empty()) {
@@ -1044,15 +1041,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         wire.keep_alive = !facts.close;
         wire.upgrade = facts.upgrade;
         if (!has_host) {
-            head.append("Host: "sv);
-            head.append(url.host_header);
-            head.append("\r\n"sv);
+            append_header_line(head, "Host", url.host_header);
             ++lines;
         }
         if (!has_agent && !options_.user_agent.empty()) {
-            head.append("User-Agent: "sv);
-            head.append(options_.user_agent);
-            head.append("\r\n"sv);
+            append_header_line(head, "User-Agent", options_.user_agent);
             ++lines;
         }
         if (request.body_stream) {

@@ -233,19 +233,8 @@ void HeaderLines::make_room(std::size_t more) {
 }
 
 void HeaderLines::append_parsed(std::string_view name, std::string_view value) {
-    // Grown once and written in place: four appends cost twice as much, for every header.
-    const std::size_t at = text_.size();
     make_room(name.size() + value.size() + 4);
-    text_.resize(at + name.size() + value.size() + 4);
-    char* line = text_.data() + at;
-    std::memcpy(line, name.data(), name.size());
-    line += name.size();
-    *line++ = ':';
-    *line++ = ' ';
-    if (!value.empty()) std::memcpy(line, value.data(), value.size());
-    line += value.size();
-    *line++ = '\r';
-    *line = '\n';
+    append_header_line(text_, name, value);
     note_line(text_.size(), name.size());
 }
 

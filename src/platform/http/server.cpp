@@ -408,9 +408,8 @@ std::size_t write_response_head(std::string& head, const Response& response, Bod
     if (!response.verbatim_headers) line("Server: aether\r\n"sv);
     if (framing == BodyFraming::Chunked) line("Transfer-Encoding: chunked\r\n"sv);
     if (!is_bodiless(response.status) && !response.verbatim_headers) {
-        head.append("Content-Type: "sv);
-        head.append(response.content_type);
-        line("\r\n"sv);
+        append_header_line(head, "Content-Type", response.content_type);
+        ++lines;
         // A body_source is framed by chunks, by the handler's own Content-Length, or by closing.
         if (!response.body_source) {
             head.append("Content-Length: "sv);
@@ -420,10 +419,8 @@ std::size_t write_response_head(std::string& head, const Response& response, Bod
     }
     for (const auto& [name, value] : response.headers) {
         if (check_each && (has_line_break(name) || has_line_break(value))) continue;
-        head.append(name);
-        head.append(": "sv);
-        head.append(value);
-        line("\r\n"sv);
+        append_header_line(head, name, value);
+        ++lines;
     }
     // Lines hold no stray CR or LF (HeaderLines refuses them).
     head.append(response.header_lines.text());

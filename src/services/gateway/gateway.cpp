@@ -931,14 +931,6 @@ asio::awaitable<Response> Gateway::Impl::run_route(http::Request& request, const
 
 namespace {
 
-// Appends one header line, "name: value\r\n".
-void add_line(std::string& lines, std::string_view name, std::string_view value) {
-    lines.append(name);
-    lines.append(": "sv);
-    lines.append(value);
-    lines.append("\r\n"sv);
-}
-
 // The request to send upstream, without its URL and body. Built again for a retry rather than
 // copied for every first attempt: most requests have no second one. The headers are written as
 // lines into one buffer: a pair of strings per header cost several allocations per request.
@@ -973,7 +965,7 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
             continue;
         }
         if (is_hop_by_hop(name) || lists_token(connection_header, name)) continue;
-        add_line(lines, name, value);
+        http::append_header_line(lines, name, value);
     }
     // The lines plugins added (the verified identity) are the gateway's own: none hop-by-hop.
     lines.append(request.header_lines.text());
@@ -983,7 +975,7 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
         sent_host = runtime.upstream_host_header;
     }
     if (host) sent_host = *host;
-    if (!sent_host.empty()) add_line(lines, "Host", sent_host);
+    if (!sent_host.empty()) http::append_header_line(lines, "Host", sent_host);
     lines.append("X-Forwarded-For: "sv);
     if (!forwarded_more.empty()) {
         lines.append(forwarded_more);
@@ -994,20 +986,20 @@ http::ClientRequest upstream_request(const http::Request& request, const RouteMa
     }
     lines.append(request.remote_address);
     lines.append("\r\nX-Forwarded-Proto: http\r\n"sv);
-    if (!client_host.empty()) add_line(lines, "X-Forwarded-Host", client_host);
-    add_line(lines, "X-Request-ID", request.context.request_id);
-    add_line(lines, "traceparent", request.context.traceparent);
+    if (!client_host.empty()) http::append_header_line(lines, "X-Forwarded-Host", client_host);
+    http::append_header_line(lines, "X-Request-ID", request.context.request_id);
+    http::append_header_line(lines, "traceparent", request.context.traceparent);
     if (upgrade) {
         lines.append("Connection: Upgrade\r\n"sv);
-        add_line(lines, "Upgrade", request.header("Upgrade"));
+        http::append_header_line(lines, "Upgrade", request.header("Upgrade"));
     } else if (request.body_stream) {
         // Forwarded as it arrives: with the client's length, else chunked.
         if (auto length = request.header("Content-Length"); !length.empty()) {
-            add_line(lines, "Content-Length", length);
+            http::append_header_line(lines, "Content-Length", length);
         }
     } else if (!request.body.empty() || request.method == http::Method::Post ||
                request.method == http::Method::Put || request.method == http::Method::Patch) {
-        add_line(lines, "Content-Length", std::to_string(request.body.size()));
+        http::append_header_line(lines, "Content-Length", std::to_string(request.body.size()));
     }
     // The client must not replay a request whose bytes may have reached the upstream.
     upstream.replay_on_stale_connection = false;
