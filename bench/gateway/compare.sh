@@ -3,7 +3,9 @@
 #   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
 #      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
 #      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0.
-#      ROUNDS (default 3) rounds of the three proxies in turn; ratios are taken within a round;
+#      ROUNDS (default 3) rounds of the three proxies in turn; ratios are taken within a round.
+#      With each run, the CPU time core 1 spent per request, in user space and in the kernel:
+#      when wrk and the upstream saturate core 0, req/s shows parity whatever the proxy costs;
 #   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
 #      there is no gateway) runs near half its peak, against the upstream directly and through
 #      each proxy; added = p99(proxy) - p99(direct);
@@ -115,26 +117,50 @@ echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (
   "$rounds rounds, each target in turn within a round =="
 # A ratio is taken between runs of the same round, seconds apart: the load of the machine's
 # neighbours, which moves nginx's own rate by a third over minutes, then enters both sides.
+# Core 1's time in user space and in the kernel (system, irq and softirq), in clock ticks.
+core1_ticks() {
+  awk '/^cpu1 / { print $2 + $3, $4 + $7 + $8 }' /proc/stat
+}
+# run_wrk, and the CPU time core 1 (the proxy's) spent per request, user and kernel, into
+# $work/cpu as "label user_us kernel_us". The kernel's share includes the receive work of the
+# packets the proxy sends, which loopback does on the sender's core.
+run_peak() {  # label, wrk args...
+  local label=$1 before after
+  before=$(core1_ticks)
+  run_wrk "$@"
+  after=$(core1_ticks)
+  echo "$label $before $after $(field "$label" 2) $secs $(getconf CLK_TCK)" | awk '{
+    requests = $6 * $7
+    printf "%s %.1f %.1f\n", $1, ($4 - $2) / $8 * 1e6 / requests, ($5 - $3) / $8 * 1e6 / requests
+  }' >>"$work/cpu"
+}
+cpu_field() {  # label column (2 = user us, 3 = kernel us)
+  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/cpu"
+}
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
 peak_targets=(nginx)
 ((gateway)) && peak_targets+=(gateway gateway+jwt+ratelimit)
 for round in $(seq 1 "$rounds"); do
-  run_wrk "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
+  run_peak "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
   if ((gateway)); then
-    run_wrk "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
-    run_wrk "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
+    run_peak "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
+    run_peak "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
       "http://127.0.0.1:${gateway_port[plugins]}/"
   fi
 done
-printf '%-26s %10s %9s %9s %8s %7s %9s\n' target req/s p50_us p99_us non2xx errors vs-nginx
+printf '%-26s %10s %9s %9s %8s %7s %9s %8s %8s\n' target req/s p50_us p99_us non2xx errors vs-nginx \
+  core1_usr core1_sys
 awk '$1 == "direct" { printf "%-26s %10d %9d %9d %8d %7d\n", $1, $2, $3, $4, $5, $6 }' "$work/results"
 for round in $(seq 1 "$rounds"); do
   for target in "${peak_targets[@]}"; do
-    awk -v l="$target#$round" -v n="$(field "nginx#$round" 2)" '$1 == l {
-      printf "%-26s %10d %9d %9d %8d %7d %8.2fx\n", $1, $2, $3, $4, $5, $6, (n > 0 ? $2 / n : 0) }' \
-      "$work/results"
+    awk -v l="$target#$round" -v n="$(field "nginx#$round" 2)" -v usr="$(cpu_field "$target#$round" 2)" \
+      -v sys="$(cpu_field "$target#$round" 3)" '$1 == l {
+      printf "%-26s %10d %9d %9d %8d %7d %8.2fx %8.1f %8.1f\n", $1, $2, $3, $4, $5, $6,
+        (n > 0 ? $2 / n : 0), usr, sys }' "$work/results"
   done
 done
+echo "(core1_usr, core1_sys: microseconds of the proxy's core per request, in user space and in the" \
+  "kernel)"
 median() {  # printf-format: the median of the numbers on stdin, one per line
   sort -n | awk -v format="$1" '{ v[NR] = $1 }
     END { printf format, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
@@ -162,6 +188,19 @@ if ((gateway)); then
     printf '  %-24s %sx (%s); p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
       "$(printf '%s\n' "${ratios[@]}" | median '%.2f')" \
       "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')" "$p99_worse" "$rounds"
+  done
+  echo "core 1's time per request against nginx's in the same round (median; range):"
+  for target in gateway gateway+jwt+ratelimit; do
+    for column in 2 3; do
+      ratios=()
+      for round in $(seq 1 "$rounds"); do
+        ratios+=("$(awk -v a="$(cpu_field "$target#$round" "$column")" \
+          -v b="$(cpu_field "nginx#$round" "$column")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
+      done
+      printf '  %-24s %-6s %sx (%s)\n' "$target" "$([[ $column == 2 ]] && echo user || echo kernel)" \
+        "$(printf '%s\n' "${ratios[@]}" | median '%.2f')" \
+        "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')"
+    done
   done
 fi
 
