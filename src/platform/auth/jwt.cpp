@@ -23,6 +23,7 @@
 
 #include "platform/auth/tokens.h"
 #include "platform/json/arena.h"
+#include "platform/prehashed.h"
 
 namespace aether::platform::auth {
 namespace json = boost::json;
@@ -38,19 +39,19 @@ class VerifiedTokenCache {
         : per_shard_(std::max<std::size_t>(1, capacity / kShards)) {}
 
     std::shared_ptr<const Claims> find(std::string_view token) const {
-        const Probe probe{token, token_hash(token)};
-        const Shard& shard = shards_[probe.hash % kShards];
+        const Prehashed key = TokenHash{}.prehash(token);
+        const Shard& shard = shards_[key.hash % kShards];
         std::lock_guard lock(shard.mutex);
-        const auto it = shard.entries.find(probe);
+        const auto it = shard.entries.find(key);
         if (it == shard.entries.end()) return nullptr;
         return it->second;
     }
 
     void insert(std::string_view token, std::shared_ptr<const Claims> claims) {
-        const Probe probe{token, token_hash(token)};
-        Shard& shard = shards_[probe.hash % kShards];
+        const Prehashed key = TokenHash{}.prehash(token);
+        Shard& shard = shards_[key.hash % kShards];
         std::lock_guard lock(shard.mutex);
-        if (shard.entries.find(probe) != shard.entries.end()) return;
+        if (shard.entries.find(key) != shard.entries.end()) return;
         if (shard.entries.size() >= per_shard_) {
             shard.entries.erase(*shard.order.front());
             shard.order.pop_front();
@@ -62,29 +63,13 @@ class VerifiedTokenCache {
 
   private:
     static constexpr std::size_t kShards = 16;
-    // A token looked up with its hash, computed once for the shard and the table.
-    struct Probe {
-        std::string_view token;
-        std::size_t hash;
+    struct TailHash {
+        std::size_t operator()(std::string_view token) const { return token_hash(token); }
     };
-    struct TokenHash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const { return token_hash(s); }
-        std::size_t operator()(const Probe& probe) const { return probe.hash; }
-    };
-    struct TokenEqual {
-        using is_transparent = void;
-        bool operator()(const std::string& a, const std::string& b) const { return a == b; }
-        bool operator()(const Probe& probe, const std::string& key) const {
-            return probe.token == key;
-        }
-        bool operator()(const std::string& key, const Probe& probe) const {
-            return key == probe.token;
-        }
-    };
+    using TokenHash = PrehashedHash<TailHash>;
     struct Shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, std::shared_ptr<const Claims>, TokenHash, TokenEqual>
+        std::unordered_map<std::string, std::shared_ptr<const Claims>, TokenHash, PrehashedEqual>
             entries;
         std::deque<const std::string*> order;
     };

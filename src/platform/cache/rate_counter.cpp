@@ -8,6 +8,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "platform/prehashed.h"
+
 namespace aether::platform::cache {
 
 namespace asio = boost::asio;
@@ -115,18 +117,13 @@ struct Entry {
     std::chrono::sys_seconds expiry;  // the latest window end: the entry is dead from then on
 };
 
-struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view text) const {
-        return std::hash<std::string_view>{}(text);
-    }
-};
+using KeyHash = PrehashedHash<std::hash<std::string_view>>;
 
 }  // namespace
 
 struct LocalRateCounter::Shard {
     std::mutex mutex;
-    std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> entries;
+    std::unordered_map<std::string, Entry, KeyHash, PrehashedEqual> entries;
     // No entry expires before this (a lower bound: entries' expiries only move later), so a full
     // shard with nothing expired is detected without a scan.
     std::chrono::sys_seconds earliest_expiry = std::chrono::sys_seconds::max();
@@ -154,8 +151,8 @@ LocalRateCounter::LocalRateCounter(LocalRateCounterOptions options) {
 
 LocalRateCounter::~LocalRateCounter() = default;
 
-LocalRateCounter::Shard& LocalRateCounter::shard_for(std::string_view key) {
-    return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
+LocalRateCounter::Shard& LocalRateCounter::shard_for(std::size_t hash) {
+    return *shards_[hash % shards_.size()];
 }
 
 RateDecision LocalRateCounter::decide(std::string_view key, std::span<const WindowLimit> limits,
@@ -168,11 +165,12 @@ RateDecision LocalRateCounter::decide(std::string_view key, std::span<const Wind
     // Window bounds are whole seconds, so comparing them with the floored `now` is exact, and
     // keeps the max()/min() sentinels from overflowing a conversion to nanoseconds.
     const auto now_seconds = std::chrono::floor<std::chrono::seconds>(now);
-    auto& shard = shard_for(key);
+    const Prehashed hashed = KeyHash{}.prehash(key);
+    auto& shard = shard_for(hashed.hash);
     bool allowed = false;
     {
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(key);
+        auto it = shard.entries.find(hashed);
         if (it == shard.entries.end()) {
             if (shard.entries.size() >= per_shard_ && now_seconds >= shard.earliest_expiry) {
                 shard.evict(now_seconds);

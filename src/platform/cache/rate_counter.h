@@ -102,7 +102,7 @@ class LocalRateCounter final : public RateCounter {
 
   private:
     struct Shard;
-    Shard& shard_for(std::string_view key);
+    Shard& shard_for(std::size_t hash);
 
     std::size_t per_shard_;
     std::vector<std::unique_ptr<Shard>> shards_;
