@@ -6,7 +6,9 @@
 # Usage: bench/gateway/instructions.sh [gateway|plugins|nginx] [seconds]   (make build first)
 # Prints the requests served, the instructions counted and their quotient; with TOP=N also the
 # N functions with the most instructions of their own. With KEEP=FILE the callgrind profile is
-# copied to FILE, for callgrind_annotate --inclusive=yes or kcachegrind.
+# copied to FILE, for callgrind_annotate --inclusive=yes or kcachegrind. CACHE_SIM=1 simulates
+# the caches too (valgrind's defaults for this CPU) and prints the first-level instruction and
+# data misses per request: the code's footprint, which the instruction count does not show.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${1:-gateway}
@@ -30,6 +32,7 @@ start_upstream
 proxy_port=$(free_port)
 
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
+[[ -z ${CACHE_SIM:-} ]] || callgrind+=(--cache-sim=yes)
 if [[ $target == nginx ]]; then
   auth=()
   # One process: the worker is the one measured.
@@ -57,6 +60,13 @@ profile=$(ls -t "$work"/callgrind.out* | head -1)
 instructions=$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
 [[ -z ${KEEP:-} ]] || cp "$profile" "$KEEP"
 echo "target=$target requests=$requests instructions=$instructions per_request=$((instructions / requests))"
+if [[ -n ${CACHE_SIM:-} ]]; then
+  # The totals line: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, each with its percentage.
+  callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" '/PROGRAM TOTALS/ {
+    gsub(",", ""); gsub(/\([^)]*\)/, "")
+    printf "per request: I1 misses %.0f, D1 read misses %.0f, D1 write misses %.0f, last-level misses %.1f\n",
+      $4 / n, $5 / n, $6 / n, ($7 + $8 + $9) / n }'
+fi
 if [[ -n ${TOP:-} ]]; then
   callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" -v top="$TOP" '
     /file:function/ { listing = 1; next }
