@@ -122,8 +122,10 @@ core1_ticks() {
   awk '/^cpu1 / { print $2 + $3, $4 + $7 + $8 }' /proc/stat
 }
 # run_wrk, and the CPU time core 1 (the proxy's) spent per request, user and kernel, into
-# $work/cpu as "label user_us kernel_us". The kernel's share includes the receive work of the
-# packets the proxy sends, which loopback does on the sender's core.
+# $work/cpu as "label user_us kernel_us" (0 when wrk completed nothing). The kernel's share
+# includes the receive work of the packets the proxy sends, which loopback does on the sender's
+# core; the proxies not under load, pinned there too, add their idle timers. Requests are
+# req/s times the run's length.
 run_peak() {  # label, wrk args...
   local label=$1 before after
   before=$(core1_ticks)
@@ -131,6 +133,7 @@ run_peak() {  # label, wrk args...
   after=$(core1_ticks)
   echo "$label $before $after $(field "$label" 2) $secs $(getconf CLK_TCK)" | awk '{
     requests = $6 * $7
+    if (requests <= 0) { printf "%s 0 0\n", $1; exit }
     printf "%s %.1f %.1f\n", $1, ($4 - $2) / $8 * 1e6 / requests, ($5 - $3) / $8 * 1e6 / requests
   }' >>"$work/cpu"
 }

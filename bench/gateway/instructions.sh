@@ -32,7 +32,7 @@ start_upstream
 proxy_port=$(free_port)
 
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
-[[ -z ${CACHE_SIM:-} ]] || callgrind+=(--cache-sim=yes)
+[[ ${CACHE_SIM:-0} != 1 ]] || callgrind+=(--cache-sim=yes)
 if [[ $target == nginx ]]; then
   auth=()
   # One process: the worker is the one measured.
@@ -60,7 +60,7 @@ profile=$(ls -t "$work"/callgrind.out* | head -1)
 instructions=$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
 [[ -z ${KEEP:-} ]] || cp "$profile" "$KEEP"
 echo "target=$target requests=$requests instructions=$instructions per_request=$((instructions / requests))"
-if [[ -n ${CACHE_SIM:-} ]]; then
+if [[ ${CACHE_SIM:-0} == 1 ]]; then
   # The totals line: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, each with its percentage.
   callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" '/PROGRAM TOTALS/ {
     gsub(",", ""); gsub(/\([^)]*\)/, "")

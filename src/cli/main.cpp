@@ -45,7 +45,7 @@ std::string allocator_in_use() {
     void* probe = std::malloc(64);
     const bool served_by_mimalloc = mi_is_in_heap_region(probe);
     std::free(probe);
-    if (!served_by_mimalloc) return "system (mimalloc linked but not serving malloc)";
+    if (!served_by_mimalloc) return "another (mimalloc linked but not serving malloc)";
     const int version = mi_version();  // 209 for 2.0.9
     return "mimalloc " + std::to_string(version / 100) + "." + std::to_string(version / 10 % 10) +
            "." + std::to_string(version % 10);

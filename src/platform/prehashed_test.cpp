@@ -1,3 +1,4 @@
+// PrehashedHash and PrehashedEqual: a table keyed by strings found by a key and its hash.
 #include "platform/prehashed.h"
 
 #include <gtest/gtest.h>

@@ -63,10 +63,10 @@ class VerifiedTokenCache {
 
   private:
     static constexpr std::size_t kShards = 16;
-    struct TailHash {
+    struct TokenTailHash {
         std::size_t operator()(std::string_view token) const { return token_hash(token); }
     };
-    using TokenHash = PrehashedHash<TailHash>;
+    using TokenHash = PrehashedHash<TokenTailHash>;
     struct Shard {
         mutable std::mutex mutex;
         std::unordered_map<std::string, std::shared_ptr<const Claims>, TokenHash, PrehashedEqual>

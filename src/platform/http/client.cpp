@@ -1119,14 +1119,16 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<Result> send_impl(ClientRequest request) {
         auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
         auto deadline = Clock::now() + timeout;
-        auto url = url_of(request.url);
-        if (!url) co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
+        Url url;
+        HostPool* const url_pool = url_into(request.url, url);
+        if (url_pool == nullptr)
+            co_return unexpected(error(ClientError::InvalidUrl, "invalid URL"));
         if (closed_) co_return unexpected(error(ClientError::Closed, "client closed"));
-        auto built = build_message(request, *url);
+        auto built = build_message(request, url);
         if (!built) co_return unexpected(std::move(built).error());
         Message message = std::move(*built);
 
-        auto& pool = pool_for(*url);
+        auto& pool = *url_pool;
         bool sent_any = false;
         bool retry_allowed = is_idempotent(message.method()) && request.replay_on_stale_connection;
         for (int attempt = 0;; ++attempt) {
@@ -1137,7 +1139,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 co_return unexpected(std::move(failure));
             }
             if (!lease->connection()) {
-                auto connection = co_await connect(*url, deadline);
+                auto connection = co_await connect(url, deadline);
                 if (!connection) {
                     auto failure = std::move(connection).error();
                     failure.request_sent = sent_any;
@@ -1162,7 +1164,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             }
             if (outcome.ec == beast::error::timeout) {
                 co_return unexpected(error(ClientError::Timeout,
-                                           "request to " + url->host_header + " timed out",
+                                           "request to " + url.host_header + " timed out",
                                            sent_any));
             }
             if (outcome.ec == bhttp::error::body_limit) {
@@ -1179,7 +1181,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             co_return unexpected(
                 error(ClientError::ProtocolError,
                       std::string(outcome.sent_bytes ? "reading from " : "writing to ") +
-                          url->host_header + ": " + outcome.ec.message(),
+                          url.host_header + ": " + outcome.ec.message(),
                       sent_any));
         }
     }
@@ -1448,12 +1450,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         url.port = origin->url.port;
         url.host_header = origin->url.host_header;
         return parse_target(split->tail, url.target) ? origin->pool : nullptr;
-    }
-
-    std::optional<Url> url_of(std::string_view text) {
-        std::optional<Url> url(std::in_place);
-        if (url_into(text, *url) == nullptr) return std::nullopt;
-        return url;
     }
 
     // The parsed origin ("scheme://authority") of a URL and its pool; null when it is invalid.

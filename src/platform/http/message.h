@@ -41,7 +41,7 @@ inline bool iequals(std::string_view a, std::string_view b) {
 
 // Appends "name: value\r\n" to `text`, unchecked: for a name and value the caller knows hold no
 // CR or LF (and the name no ':'), or checks in the text afterwards. Grown once and written in
-// place: four appends cost twice as much.
+// place: four appends cost twice as much. Neither may point into `text`, which growing moves.
 inline void append_header_line(std::string& text, std::string_view name, std::string_view value) {
     const std::size_t at = text.size();
     text.resize(at + name.size() + value.size() + 4);

@@ -336,7 +336,7 @@ class JwtPlugin final : public Plugin {
     // The identity lines forwarded for a verified token (X-User-ID, X-User-Roles and
     // X-User-Permissions), checked once. Deriving permissions from roles, joining them and
     // checking the lines cost more than the (cached) verification itself; a token's claims never
-    // change, so the lines are remembered per token, the token still verified each time.
+    // change, so the lines are remembered per verified claims, the token still verified each time.
     struct Identity {
         http::HeaderLines lines;
         bool forwardable = false;
@@ -345,7 +345,9 @@ class JwtPlugin final : public Plugin {
 
     // Looked up by the address of the claims the codec's cache shares for the token, which
     // stands for the token without hashing or comparing its text again. An entry holds its
-    // claims, so that address cannot be taken by other claims while the entry lives.
+    // claims, so that address cannot be taken by other claims while the entry lives. A token the
+    // codec's cache dropped comes back with new claims and a new entry; the old one stays until
+    // the table starts over, which bounds both.
     std::shared_ptr<const Identity> identity_of(const std::shared_ptr<const auth::Claims>& claims) {
         {
             std::lock_guard lock(identities_mutex_);
