@@ -1081,9 +1081,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                                      verb == bhttp::verb::delete_ || verb == bhttp::verb::options ||
                                      verb == bhttp::verb::trace;
         if (!has_length && (!request.body.empty() || !bodiless_method)) {
-            head.append("Content-Length: "sv);
-            head.append(std::to_string(request.body.size()));
-            head.append("\r\n"sv);
+            append_header_line(head, "Content-Length", std::to_string(request.body.size()));
             ++lines;
         }
         head.append("\r\n"sv);

@@ -412,9 +412,8 @@ std::size_t write_response_head(std::string& head, const Response& response, Bod
         ++lines;
         // A body_source is framed by chunks, by the handler's own Content-Length, or by closing.
         if (!response.body_source) {
-            head.append("Content-Length: "sv);
-            head.append(std::to_string(response.body.size()));
-            line("\r\n"sv);
+            append_header_line(head, "Content-Length", std::to_string(response.body.size()));
+            ++lines;
         }
     }
     for (const auto& [name, value] : response.headers) {
