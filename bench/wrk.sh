@@ -3,7 +3,8 @@
 #                               wrk; e.g. "taskset -c 0 wrk" to pin it) and appends
 #                               "label rps p50_us p99_us non2xx errors", rps with $rps_decimals
 #                               decimals (default 0)
-#   field LABEL COLUMN          a column (2=rps 3=p50 4=p99 5=non2xx 6=errors); empty when absent
+#   field LABEL COLUMN [FILE]   a column (2=rps 3=p50 4=p99 5=non2xx 6=errors); empty when absent.
+#                               FILE (default $work/results): another table of "label values..."
 
 run_wrk() {  # label, wrk args...
   local label=$1
@@ -30,6 +31,6 @@ run_wrk() {  # label, wrk args...
     }' "$work/wrk-$label.out" >>"$work/results" || { cat "$work/wrk-$label.out" >&2; return 1; }
 }
 
-field() {  # label column
-  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/results"
+field() {  # label column [file]
+  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "${3:-$work/results}"
 }

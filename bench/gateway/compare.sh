@@ -137,8 +137,13 @@ run_peak() {  # label, wrk args...
     printf "%s %.1f %.1f\n", $1, ($4 - $2) / $8 * 1e6 / requests, ($5 - $3) / $8 * 1e6 / requests
   }' >>"$work/cpu"
 }
-cpu_field() {  # label column (2 = user us, 3 = kernel us)
-  awk -v l="$1" -v c="$2" '$1 == l { v = $c } END { print v }' "$work/cpu"
+# TARGET's figure in COLUMN of FILE against nginx's in the same round, one line per round.
+round_ratios() {  # target column file
+  local round
+  for round in $(seq 1 "$rounds"); do
+    awk -v a="$(field "$1#$round" "$2" "$3")" -v b="$(field "nginx#$round" "$2" "$3")" \
+      'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }'
+  done
 }
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
 peak_targets=(nginx)
@@ -156,8 +161,8 @@ printf '%-26s %10s %9s %9s %8s %7s %9s %8s %8s\n' target req/s p50_us p99_us non
 awk '$1 == "direct" { printf "%-26s %10d %9d %9d %8d %7d\n", $1, $2, $3, $4, $5, $6 }' "$work/results"
 for round in $(seq 1 "$rounds"); do
   for target in "${peak_targets[@]}"; do
-    awk -v l="$target#$round" -v n="$(field "nginx#$round" 2)" -v usr="$(cpu_field "$target#$round" 2)" \
-      -v sys="$(cpu_field "$target#$round" 3)" '$1 == l {
+    awk -v l="$target#$round" -v n="$(field "nginx#$round" 2)" -v usr="$(field "$target#$round" 2 "$work/cpu")" \
+      -v sys="$(field "$target#$round" 3 "$work/cpu")" '$1 == l {
       printf "%-26s %10d %9d %9d %8d %7d %8.2fx %8.1f %8.1f\n", $1, $2, $3, $4, $5, $6,
         (n > 0 ? $2 / n : 0), usr, sys }' "$work/results"
   done
@@ -167,6 +172,12 @@ echo "(core1_usr, core1_sys: microseconds of the proxy's core per request, in us
 median() {  # printf-format: the median of the numbers on stdin, one per line
   sort -n | awk -v format="$1" '{ v[NR] = $1 }
     END { printf format, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+# "MEDIANx (sorted ratios)" of the ratios on stdin, one per line.
+ratio_summary() {
+  local ratios
+  ratios=$(sort -n)
+  printf '%sx (%s)' "$(median '%.2f' <<<"$ratios")" "$(paste -sd' ' <<<"$ratios")"
 }
 # Per target, the median of its rounds (each column on its own) is what the later sections use.
 for target in "${peak_targets[@]}"; do
@@ -181,29 +192,20 @@ cat "$work/results.medians" >>"$work/results"
 if ((gateway)); then
   echo "ratios within rounds (median; range):"
   for target in gateway gateway+jwt+ratelimit; do
-    ratios=()
     p99_worse=0
     for round in $(seq 1 "$rounds"); do
-      ratios+=("$(awk -v a="$(field "$target#$round" 2)" -v b="$(field "nginx#$round" 2)" \
-        'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
       (( $(field "$target#$round" 4) > $(field "nginx#$round" 4) )) && p99_worse=$((p99_worse + 1))
     done
-    printf '  %-24s %sx (%s); p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
-      "$(printf '%s\n' "${ratios[@]}" | median '%.2f')" \
-      "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')" "$p99_worse" "$rounds"
+    printf '  %-24s %s; p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
+      "$(round_ratios "$target" 2 "$work/results" | ratio_summary)" \
+      "$p99_worse" "$rounds"
   done
   echo "core 1's time per request against nginx's in the same round (median; range):"
   for target in gateway gateway+jwt+ratelimit; do
-    for column in 2 3; do
-      ratios=()
-      for round in $(seq 1 "$rounds"); do
-        ratios+=("$(awk -v a="$(cpu_field "$target#$round" "$column")" \
-          -v b="$(cpu_field "nginx#$round" "$column")" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
-      done
-      printf '  %-24s %-6s %sx (%s)\n' "$target" "$([[ $column == 2 ]] && echo user || echo kernel)" \
-        "$(printf '%s\n' "${ratios[@]}" | median '%.2f')" \
-        "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')"
-    done
+    printf '  %-24s user   %s\n' "$target" \
+      "$(round_ratios "$target" 2 "$work/cpu" | ratio_summary)"
+    printf '  %-24s kernel %s\n' "$target" \
+      "$(round_ratios "$target" 3 "$work/cpu" | ratio_summary)"
   done
 fi
 
