@@ -57,15 +57,15 @@ callgrind_control -i off "$proxy_pid" >/dev/null 2>&1
 callgrind_control -d "$proxy_pid" >/dev/null 2>&1
 sleep 1
 profile=$(ls -t "$work"/callgrind.out* | head -1)
-instructions=$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+# Ir, then with CACHE_SIM=1 Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, each with its percentage.
+totals=$(callgrind_annotate "$profile" 2>/dev/null | grep 'PROGRAM TOTALS' | sed 's/([^)]*)//g; s/,//g')
+instructions=$(awk '{ print $1 }' <<<"$totals")
 [[ -z ${KEEP:-} ]] || cp "$profile" "$KEEP"
 echo "target=$target requests=$requests instructions=$instructions per_request=$((instructions / requests))"
 if [[ ${CACHE_SIM:-0} == 1 ]]; then
-  # The totals line: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, each with its percentage.
-  callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" '/PROGRAM TOTALS/ {
-    gsub(",", ""); gsub(/\([^)]*\)/, "")
+  awk -v n="$requests" '{
     printf "per request: I1 misses %.0f, D1 read misses %.0f, D1 write misses %.0f, last-level misses %.1f\n",
-      $4 / n, $5 / n, $6 / n, ($7 + $8 + $9) / n }'
+      $4 / n, $5 / n, $6 / n, ($7 + $8 + $9) / n }' <<<"$totals"
 fi
 if [[ -n ${TOP:-} ]]; then
   callgrind_annotate "$profile" 2>/dev/null | awk -v n="$requests" -v top="$TOP" '
