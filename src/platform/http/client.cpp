@@ -1443,10 +1443,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         auto split = split_url(text);
         const KnownOrigin* origin = split ? known_origin(split->origin) : nullptr;
         if (origin == nullptr) return nullptr;
-        url.tls = origin->url.tls;
-        url.host = origin->url.host;
-        url.port = origin->url.port;
-        url.host_header = origin->url.host_header;
+        url = origin->url;  // its target is empty; the strings keep their buffers
         return parse_target(split->tail, url.target) ? origin->pool : nullptr;
     }
 
