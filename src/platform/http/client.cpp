@@ -869,6 +869,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         error_code ignored;
         stream.socket().set_option(tcp::no_delay(true), ignored);
         detail::make_non_blocking(stream.socket());
+        detail::enable_draining_reads(stream.socket());
         ++connections_created_;
         if (!url.tls) co_return connection;
 

@@ -12,6 +12,15 @@
 // event. This read reports a short read as "exhausted" from inside its perform step, which the
 // reactor runs under the socket's lock, so an event between the read and the mark cannot be lost.
 //
+// Unless the peer's end of stream came with the last bytes: one edge announced both, the read
+// took the bytes, and the next read would wait for an edge that never comes (a client that sends
+// its request and shuts its side, an upstream that answers and closes). So the read asks the
+// kernel what the socket still holds after it, end of stream included (TCP_INQ, which
+// enable_draining_reads turns on for a socket), and marks only a socket that holds nothing. A
+// reset that arrives with the last bytes is not counted there; the next write on the socket
+// fails instead, or the read's own deadline ends the wait. nginx reads the same from
+// EPOLLRDHUP, which Asio does not register.
+//
 // It uses Asio's reactor interface (boost::asio::detail), which has no stability promise: it is
 // compiled only for the Boost release it was written against, with Asio's epoll reactor, and
 // every other build gets a plain async_read_some. A handler with a connected cancellation slot
@@ -24,12 +33,18 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <utility>
 
 #if BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && \
     !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
 #define AETHER_HTTP_DRAINING_READ 1
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/detail/fenced_block.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
@@ -37,7 +52,9 @@
 #include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/reactive_socket_service.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
-#include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/detail/socket_types.hpp>
+#include <boost/asio/error.hpp>
+#include <cerrno>
 #else
 #define AETHER_HTTP_DRAINING_READ 0
 #endif
@@ -69,14 +86,47 @@ class ReadOp : public asio_detail::reactor_op {
           buffer_(buffer) {}
 
   private:
+    // As Asio's stream read (socket_ops::non_blocking_recv1), with TCP_INQ's answer besides.
     static status perform_read(reactor_op* base) {
         auto* op = static_cast<ReadOp*>(base);
-        if (!asio_detail::socket_ops::non_blocking_recv1(op->socket_, op->buffer_.data(),
-                                                         op->buffer_.size(), 0, true, op->ec_,
-                                                         op->bytes_transferred_)) {
-            return not_done;
+        iovec room{op->buffer_.data(), op->buffer_.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+        msghdr message{};
+        message.msg_iov = &room;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        ssize_t got = 0;
+        do {
+            got = ::recvmsg(op->socket_, &message, 0);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+            op->ec_ = boost::system::error_code(errno, boost::asio::error::get_system_category());
+            op->bytes_transferred_ = 0;
+            return done;
         }
-        return op->bytes_transferred_ < op->buffer_.size() ? done_and_exhausted : done;
+        op->bytes_transferred_ = static_cast<std::size_t>(got);
+        if (got == 0) {
+            op->ec_ = boost::asio::error::eof;
+            return done_and_exhausted;
+        }
+        return op->bytes_transferred_ < op->buffer_.size() && holds_nothing_more(message)
+                   ? done_and_exhausted
+                   : done;
+    }
+
+    // TCP_INQ's count of the bytes left after the read, the end of stream counting as one; a
+    // socket without TCP_INQ says nothing, and counts as not emptied.
+    static bool holds_nothing_more(msghdr& message) {
+        for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+             header = CMSG_NXTHDR(&message, header)) {
+            if (header->cmsg_level != SOL_TCP || header->cmsg_type != TCP_CM_INQ) continue;
+            int left = 0;
+            std::memcpy(&left, CMSG_DATA(header), sizeof left);
+            return left == 0;
+        }
+        return false;
     }
 
     asio_detail::socket_type socket_;
@@ -141,6 +191,13 @@ struct Initiation {
 
 }  // namespace draining
 
+// Lets async_read_some_draining tell when it has emptied the socket; without it, the reads
+// work as Asio's own. Once per socket, after it is connected or accepted.
+inline void enable_draining_reads(boost::asio::ip::tcp::socket& socket) {
+    const int on = 1;
+    (void)::setsockopt(socket.native_handle(), SOL_TCP, TCP_INQ, &on, sizeof on);
+}
+
 // As socket.async_read_some(buffer, token), completing the same way; a read that leaves the
 // socket empty makes the next read on it wait for the peer without trying the socket first.
 template <class Token>
@@ -151,6 +208,8 @@ auto async_read_some_draining(boost::asio::ip::tcp::socket& socket,
 }
 
 #else
+
+inline void enable_draining_reads(boost::asio::ip::tcp::socket& /*socket*/) {}
 
 template <class Token>
 auto async_read_some_draining(boost::asio::ip::tcp::socket& socket,

@@ -27,17 +27,24 @@ std::atomic<int> recv_calls{0};
 
 }  // namespace
 
-// Every recv in this test binary, Asio's included, comes here: the binary links Asio without
-// platform/socket_calls.cpp, so this definition is the only one ahead of libc's.
+// Every recv and recvmsg in this test binary, Asio's and the draining read's, comes here: the
+// binary links Asio without platform/socket_calls.cpp, so these definitions are the only ones
+// ahead of libc's.
 extern "C" ssize_t recv(int socket, void* buffer, std::size_t length, int flags) {
     recv_calls.fetch_add(1, std::memory_order_relaxed);
     return syscall(SYS_recvfrom, socket, buffer, length, flags, nullptr, nullptr);
+}
+
+extern "C" ssize_t recvmsg(int socket, struct msghdr* message, int flags) {
+    recv_calls.fetch_add(1, std::memory_order_relaxed);
+    return syscall(SYS_recvmsg, socket, message, flags);
 }
 
 namespace {
 
 namespace asio = boost::asio;
 using aether::platform::http::detail::async_read_some_draining;
+using aether::platform::http::detail::enable_draining_reads;
 using asio::ip::tcp;
 using boost::system::error_code;
 using namespace std::chrono_literals;
@@ -57,6 +64,7 @@ class DrainingReadTest : public ::testing::Test {
         peer_.connect(acceptor.local_endpoint());
         acceptor.accept(reader_);
         peer_.set_option(tcp::no_delay(true));
+        enable_draining_reads(reader_);
     }
 
     std::shared_ptr<ReadResult> start_read(std::size_t room) {
@@ -185,6 +193,44 @@ TEST_F(DrainingReadTest, ThePeerClosingEndsAWaitingReadWithEndOfStream) {
     EXPECT_EQ(second->bytes, 0u);
 }
 
+TEST_F(DrainingReadTest, AnEndOfStreamThatCameWithTheLastBytesEndsTheNextRead) {
+    waited_read(64, "one");
+    auto second = waiting_read(64);
+    // One edge for both: the peer's bytes and its end of stream arrive before the reactor looks.
+    peer_writes("two");
+    peer_.shutdown(tcp::socket::shutdown_send);
+    run_until(*second);
+    ASSERT_TRUE(second->done);
+    ASSERT_FALSE(second->ec);
+    EXPECT_EQ(read_text(*second), "two");
+
+    const int before = recv_calls.load();
+    auto third = start_read(64);
+    EXPECT_EQ(recv_calls.load(), before + 1) << "the read did not try the socket";
+    run_until(*third);
+    ASSERT_TRUE(third->done) << "the end of stream was never read";
+    EXPECT_EQ(third->ec, asio::error::eof);
+}
+
+TEST_F(DrainingReadTest, OnASocketWithoutDrainingReadsEnabledEveryReadTriesTheSocket) {
+    tcp::acceptor acceptor(io_, {asio::ip::address_v4::loopback(), 0});
+    tcp::socket peer(io_);
+    tcp::socket plain(io_);
+    peer.connect(acceptor.local_endpoint());
+    acceptor.accept(plain);
+    reader_ = std::move(plain);
+    peer_ = std::move(peer);
+
+    waited_read(64, "one");
+    const int before = recv_calls.load();
+    auto second = waiting_read(64);
+    EXPECT_EQ(recv_calls.load(), before + 1);
+    peer_writes("two");
+    run_until(*second);
+    ASSERT_TRUE(second->done);
+    EXPECT_EQ(read_text(*second), "two");
+}
+
 TEST_F(DrainingReadTest, CancellingTheSocketAbortsAWaitingRead) {
     waited_read(64, "x");
     auto second = waiting_read(64);
@@ -255,6 +301,7 @@ TEST(DrainingReadStressTest, EveryByteArrivesInOrderWithReadsOnTwoThreads) {
     peer.connect(acceptor.local_endpoint());
     acceptor.accept(reader);
     peer.set_option(tcp::no_delay(true));
+    enable_draining_reads(reader);
 
     constexpr std::size_t kTotal = 4u << 20;
     std::vector<char> received;

@@ -807,6 +807,7 @@ asio::awaitable<void> Server::State::accept_loop() {
         beast::error_code option_error;
         socket.set_option(tcp::no_delay(true), option_error);
         detail::make_non_blocking(socket);
+        detail::enable_draining_reads(socket);
         connections.fetch_add(1);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, session(std::move(socket)), asio::detached);

@@ -205,6 +205,12 @@ class Client {
         return parser->release();
     }
 
+    // Ends what the client sends (a half-close: it can still read).
+    void shut_sending() {
+        beast::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
     // True when the server closes the connection (EOF or reset) within the limit without sending
     // anything more.
     // A byte that arrives instead stays in the buffer, for a read() of the response it begins.
@@ -863,6 +869,28 @@ TEST(ServerTest, DrainStopsAcceptingNewConnections) {
         EXPECT_EQ(received, 0u);
         EXPECT_TRUE(ec);
     }
+}
+
+// The second request and the client's end of stream reach the server's socket together, while
+// it is busy with the first: read in one go, the end of stream must not be lost.
+TEST(ServerTest, AKeptAliveConnectionIsClosedWhenTheClientEndsItWithItsLastRequest) {
+    TestServer server;
+    Client client(server.port());
+    ASSERT_TRUE(client.send(client.request("GET", "/slow")));
+    auto entered = server.gate().entered.get_future();
+    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready);
+    ASSERT_TRUE(client.send(client.request("GET", "/items/2")));
+    client.shut_sending();
+    std::this_thread::sleep_for(50ms);  // for both to arrive before the server reads again
+    server.gate().release = true;
+
+    auto slow = client.read();
+    ASSERT_TRUE(slow);
+    EXPECT_EQ(slow->result_int(), 200);
+    auto last = client.read();
+    ASSERT_TRUE(last);
+    EXPECT_EQ(last->body(), R"({"id":"2"})");
+    EXPECT_TRUE(client.closed_within(2s)) << "the server waited for a request that cannot come";
 }
 
 TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
