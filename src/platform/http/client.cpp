@@ -32,6 +32,7 @@
 #include "platform/http/draining_read.h"
 #include "platform/http/head_text.h"
 #include "platform/http/parsing.h"
+#include "platform/http/peer_watch.h"
 #include "platform/http/quick_head.h"
 #include "platform/http/send_now.h"
 
@@ -51,6 +52,9 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 // Bodies up to this size that arrived with the head are handed over whole, without a source.
 constexpr std::uint64_t kCompleteBodyLimit = 64 * 1024;
+// A pooled connection idle this long is checked with a system call of its own before reuse:
+// upstreams close idle connections after seconds, and a check made at once sees that closest.
+constexpr std::chrono::seconds kAskAfterIdle{1};
 
 std::string lower(std::string_view text) {
     std::string out(text);
@@ -188,9 +192,17 @@ ClientError error(ClientError::Kind kind, std::string message, bool request_sent
 }
 
 struct Connection {
+    // Before the streams: the watch writes to it while the socket is open, and the socket
+    // closes with them.
+    detail::PeerWatch::Mark peer;
+    bool peer_watched = false;
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
+    // Set when it goes into the pool: since when it is idle, and how many looks the client's
+    // PeerWatch had taken by then.
+    Clock::time_point idle_since{};
+    std::uint64_t idle_from_look = 0;
     Clock::time_point idle_expiry{};
     // While it waits for a response head (HeadWatch): until when, where it is in the watch's
     // list, and whether the watch cancelled the read for its deadline.
@@ -209,8 +221,7 @@ struct Connection {
 
     // A pooled connection the peer has closed (or written garbage to) reads as EOF or data
     // while idle; catching it here saves a doomed write.
-    bool looks_reusable() {
-        if (buffer.size() != 0) return false;
+    bool answers_peek() {
         char byte = 0;
         auto n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == 0) return false;
@@ -790,7 +801,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             waiter->timer.cancel();
             return;
         }
-        connection->idle_expiry = Clock::now() + options_.idle_timeout;
+        connection->idle_since = Clock::now();
+        connection->idle_from_look = peer_watch_.looks();
+        connection->idle_expiry = connection->idle_since + options_.idle_timeout;
         pool.idle.push_back(std::move(connection));
         start_sweeper();
     }
@@ -801,10 +814,25 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     std::optional<Lease> reuse_idle(HostPool& pool) {
         if (pool.idle.empty()) return std::nullopt;
         auto& newest = pool.idle.back();
-        if (newest->idle_expiry <= Clock::now() || !newest->looks_reusable()) return std::nullopt;
+        const auto now = Clock::now();
+        if (newest->idle_expiry <= now || !still_open(*newest, now)) return std::nullopt;
         auto connection = std::move(newest);
         pool.idle.pop_back();
         return std::optional<Lease>(std::in_place, this, &pool, std::move(connection), true);
+    }
+
+    // Whether an idle connection can take a request: nothing of it unread, and the upstream has
+    // neither closed it nor written to it unasked (TLS peers may send session tickets). One idle
+    // for kAskAfterIdle or more, where upstreams' idle timeouts close connections, is asked
+    // itself; a busier one goes by the watch.
+    bool still_open(Connection& connection, Clock::time_point now) {
+        if (connection.buffer.size() != 0) return false;
+        if (!connection.peer_watched || now - connection.idle_since >= kAskAfterIdle) {
+            return connection.answers_peek();
+        }
+        peer_watch_.look(now);
+        if (connection.peer.closed) return false;
+        return connection.tls || connection.peer.input_look <= connection.idle_from_look;
     }
 
     asio::awaitable<Expected<Lease, ClientError>> acquire(HostPool& pool,
@@ -870,6 +898,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         stream.socket().set_option(tcp::no_delay(true), ignored);
         detail::make_non_blocking(stream.socket());
         detail::enable_draining_reads(stream.socket());
+        connection->peer_watched =
+            peer_watch_.watch(stream.socket().native_handle(), connection->peer);
         ++connections_created_;
         if (!url.tls) co_return connection;
 
@@ -1721,6 +1751,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     std::string tls_setup_error_;
     asio::steady_timer sweep_timer_;
     HeadWatch head_watch_;
+    detail::PeerWatch peer_watch_;
     asio::steady_timer head_sweep_timer_;
     // Entries are never erased: waiters and leases point into them, and the set of upstreams a
     // process talks to is small and fixed by configuration.

@@ -50,6 +50,7 @@ enum class Mode {
     NeverAnswer,         // read requests, never write
     CloseOnAccept,       // close as soon as the connection is accepted
     DropSecondRequest,   // answer the first request, close on reading the second
+    SpeakUnasked,        // 10 ms after the first answer, send a second one nobody asked for
 };
 
 // Routes: /bytes/N (N bytes), /chunked/N (N bytes in 100-byte chunks), /interim (1xx responses
@@ -107,6 +108,15 @@ class TestServer {
             bool keep_alive = request.keep_alive() && mode_ != Mode::CloseAfterResponse;
             if (!co_await respond(stream, request, keep_alive)) break;
             if (!keep_alive || mode_ == Mode::CloseSilently) break;
+            if (mode_ == Mode::SpeakUnasked && served == 0) {
+                // Later than the answer, so that the client has read that alone.
+                asio::steady_timer later(co_await asio::this_coro::executor, 10ms);
+                co_await later.async_wait(kUse);
+                std::string_view unasked = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale";
+                auto [write_ec, written] =
+                    co_await asio::async_write(stream, asio::buffer(unasked), kUse);
+                if (write_ec) break;
+            }
         }
         error_code ignored;
         beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -334,6 +344,53 @@ TEST_F(HttpClientTest, ConnectionsClosedByTheServerWhileIdleAreReplaced) {
         ASSERT_TRUE(result) << describe(result);
     }
     EXPECT_EQ(server.accepted(), 3);
+}
+
+ClientRequest unreplayable_post(std::string url) {
+    ClientRequest request;
+    request.method = "POST";
+    request.url = std::move(url);
+    request.body = "{}";
+    request.replay_on_stale_connection = false;
+    return request;
+}
+
+// A request that cannot be replayed must not go into a connection the upstream has closed: it
+// would fail after its bytes left. The close a moment ago is seen by the pool's watch.
+TEST_F(HttpClientTest, AConnectionTheServerClosedAMomentAgoIsNotReused) {
+    TestServer server(io_, Mode::CloseSilently);
+    HttpClient client(io_.get_executor());
+    ASSERT_TRUE(send_now(io_, client, unreplayable_post(server.url("/orders"))));
+    sleep_for(io_, 20ms);  // for the server's close to reach the client's socket
+    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
+    ASSERT_TRUE(second) << describe(second);
+    EXPECT_EQ(second->body, "POST /orders\n{}");
+    EXPECT_EQ(server.accepted(), 2);
+}
+
+// Past a second idle the pool asks the socket itself, where upstreams' idle timeouts strike.
+TEST_F(HttpClientTest, AConnectionTheServerClosedWhileLongIdleIsNotReused) {
+    TestServer server(io_, Mode::CloseSilently);
+    HttpClient client(io_.get_executor());
+    ASSERT_TRUE(send_now(io_, client, unreplayable_post(server.url("/orders"))));
+    sleep_for(io_, 1100ms);
+    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
+    ASSERT_TRUE(second) << describe(second);
+    EXPECT_EQ(server.accepted(), 2);
+}
+
+// Bytes an upstream sent on an idle connection would be read as the next request's answer.
+TEST_F(HttpClientTest, AConnectionTheServerSpokeOnUnaskedIsNotReused) {
+    TestServer server(io_, Mode::SpeakUnasked);
+    HttpClient client(io_.get_executor());
+    auto first = send_now(io_, client, get(server.url("/first")));
+    ASSERT_TRUE(first) << describe(first);
+    EXPECT_EQ(first->body, "GET /first\n");
+    sleep_for(io_, 30ms);  // for the unasked answer to arrive
+    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
+    ASSERT_TRUE(second) << describe(second);
+    EXPECT_EQ(second->body, "POST /orders\n{}");
+    EXPECT_EQ(server.accepted(), 2);
 }
 
 TEST_F(HttpClientTest, IdempotentRequestIsRetriedOnceWhenAPooledConnectionFails) {
