@@ -10,6 +10,8 @@
 #      there is no gateway) runs near half its peak, against the upstream directly and through
 #      each proxy; added = p99(proxy) - p99(direct);
 #   3. RSS of the gateway (and of nginx's worker) idle and with 1 000 open keep-alive connections.
+# CAPPED=1 adds 1b: the peak runs again with each proxy held to half of core 1 by a cgroup CPU
+# quota, so that the proxy is the bottleneck (root only).
 # Usage: bench/gateway/compare.sh [seconds-per-scenario]   (run `make build` first)
 # ACCESS_LOG=1 makes both proxies write one access line per request (to /dev/null); the default
 # compares both without one.
@@ -137,11 +139,12 @@ run_peak() {  # label, wrk args...
     printf "%s %.1f %.1f\n", $1, ($4 - $2) / $8 * 1e6 / requests, ($5 - $3) / $8 * 1e6 / requests
   }' >>"$work/cpu"
 }
-# TARGET's figure in COLUMN of FILE against nginx's in the same round, one line per round.
-round_ratios() {  # target column file
-  local round
+# TARGET's figure in COLUMN of FILE against nginx's in the same round, one line per round; with
+# PREFIX, of the runs labelled PREFIX+target (PREFIX+nginx the reference).
+round_ratios() {  # target column file [prefix]
+  local round prefix=${4:-}
   for round in $(seq 1 "$rounds"); do
-    awk -v a="$(field "$1#$round" "$2" "$3")" -v b="$(field "nginx#$round" "$2" "$3")" \
+    awk -v a="$(field "$prefix$1#$round" "$2" "$3")" -v b="$(field "${prefix}nginx#$round" "$2" "$3")" \
       'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }'
   done
 }
@@ -207,6 +210,68 @@ if ((gateway)); then
     printf '  %-24s kernel %s\n' "$target" \
       "$(round_ratios "$target" 3 "$work/cpu" | ratio_summary)"
   done
+fi
+
+# With CAPPED=1, each proxy held to half of core 1 by a CPU quota (cgroup cpu controller, 5 ms in
+# every 10 ms): the proxy is then the bottleneck, never wrk and the upstream on core 0, so its
+# req/s measures what a request costs it. Needs a writable cgroup cpu controller (root, not in a
+# container). Latency under a quota measures the quota's pauses, so only req/s is shown.
+cap_dir=""
+make_cap() {
+  local dir
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then  # cgroup v2
+    dir=/sys/fs/cgroup/aether-bench-$$
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+      echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || return 1
+    mkdir "$dir" 2>/dev/null && echo "5000 10000" >"$dir/cpu.max" 2>/dev/null || return 1
+  else  # cgroup v1
+    dir=/sys/fs/cgroup/cpu/aether-bench-$$
+    mkdir "$dir" 2>/dev/null && echo 10000 >"$dir/cpu.cfs_period_us" 2>/dev/null &&
+      echo 5000 >"$dir/cpu.cfs_quota_us" 2>/dev/null || return 1
+  fi
+  cap_dir=$dir
+}
+cap_root() { dirname "$cap_dir"; }
+remove_cap() {
+  [[ -n $cap_dir ]] && rmdir "$cap_dir" 2>/dev/null || true
+}
+capped_peak() {  # label url [wrk args...]: wrk while the processes in cap_pids run capped
+  local label=$1 url=$2 pid
+  shift 2
+  for pid in "${cap_pids[@]}"; do echo "$pid" >"$cap_dir/cgroup.procs"; done
+  run_wrk "$label" -t1 -c50 -d"${secs}s" "$@" "$url"
+  for pid in "${cap_pids[@]}"; do echo "$pid" >"$(cap_root)/cgroup.procs"; done
+}
+if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
+  trap 'cleanup; remove_cap' EXIT
+  echo
+  echo "== 1b. each proxy held to half of core 1 (cgroup CPU quota 5 ms per 10 ms):" \
+    "wrk -t1 -c50 ${secs}s, $rounds rounds =="
+  nginx_pids=("$proxy_pid" $(pgrep -P "$proxy_pid"))
+  for round in $(seq 1 "$rounds"); do
+    cap_pids=("${nginx_pids[@]}")
+    capped_peak "capped:nginx#$round" "http://127.0.0.1:$proxy_port/"
+    cap_pids=("${gateway_pid[plain]}")
+    capped_peak "capped:gateway#$round" "http://127.0.0.1:${gateway_port[plain]}/"
+    cap_pids=("${gateway_pid[plugins]}")
+    capped_peak "capped:gateway+jwt+ratelimit#$round" \
+      "http://127.0.0.1:${gateway_port[plugins]}/" "${auth[@]}"
+  done
+  printf '%-34s %10s %8s %7s %9s\n' target req/s non2xx errors vs-nginx
+  for round in $(seq 1 "$rounds"); do
+    for target in nginx gateway gateway+jwt+ratelimit; do
+      awk -v l="capped:$target#$round" -v n="$(field "capped:nginx#$round" 2)" '$1 == l {
+        printf "%-34s %10d %8d %7d %8.2fx\n", $1, $2, $5, $6, (n > 0 ? $2 / n : 0) }' "$work/results"
+    done
+  done
+  echo "ratios within rounds (median; range):"
+  for target in gateway gateway+jwt+ratelimit; do
+    printf '  %-24s %s\n' "$target" \
+      "$(round_ratios "$target" 2 "$work/results" capped: | ratio_summary)"
+  done
+elif [[ ${CAPPED:-0} == 1 ]] && ((gateway)); then
+  echo
+  echo "== 1b. skipped: no writable cgroup cpu controller to hold the proxies to half a core =="
 fi
 
 echo
