@@ -192,17 +192,14 @@ ClientError error(ClientError::Kind kind, std::string message, bool request_sent
 }
 
 struct Connection {
-    // Before the streams: the watch writes to it while the socket is open, and the socket
-    // closes with them.
-    detail::PeerWatch::Mark peer;
-    bool peer_watched = false;
+    // What the client's PeerWatch saw of the upstream (empty when it could not watch). Every
+    // read of the socket tells it (read_done), so that bytes found after the last read are
+    // bytes nobody asked for.
+    detail::PeerWatch::Entry peer;
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
-    // Set when it goes into the pool: since when it is idle, and how many looks the client's
-    // PeerWatch had taken by then.
-    Clock::time_point idle_since{};
-    std::uint64_t idle_from_look = 0;
+    Clock::time_point idle_since{};  // when it went into the pool
     Clock::time_point idle_expiry{};
     // While it waits for a response head (HeadWatch): until when, where it is in the watch's
     // list, and whether the watch cancelled the read for its deadline.
@@ -221,7 +218,7 @@ struct Connection {
 
     // A pooled connection the peer has closed (or written garbage to) reads as EOF or data
     // while idle; catching it here saves a doomed write.
-    bool answers_peek() {
+    bool reusable_by_peek() {
         char byte = 0;
         auto n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == 0) return false;
@@ -588,6 +585,7 @@ asio::awaitable<HeadOutcome> exchange_head(Stream& stream, Connection& connectio
                 read = bytes;
             }
             buffer.commit(read);
+            connection.peer.read_done();
             out.got_bytes = out.got_bytes || read > 0;
             if (ec) read_ec = head_read_error(ec, connection, parser.get());
         }
@@ -802,7 +800,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             return;
         }
         connection->idle_since = Clock::now();
-        connection->idle_from_look = peer_watch_.looks();
         connection->idle_expiry = connection->idle_since + options_.idle_timeout;
         pool.idle.push_back(std::move(connection));
         start_sweeper();
@@ -827,12 +824,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // itself; a busier one goes by the watch.
     bool still_open(Connection& connection, Clock::time_point now) {
         if (connection.buffer.size() != 0) return false;
-        if (!connection.peer_watched || now - connection.idle_since >= kAskAfterIdle) {
-            return connection.answers_peek();
+        if (!connection.peer || now - connection.idle_since >= kAskAfterIdle ||
+            !peer_watch_.look(now)) {
+            return connection.reusable_by_peek();
         }
-        peer_watch_.look(now);
-        if (connection.peer.closed) return false;
-        return connection.tls || connection.peer.input_look <= connection.idle_from_look;
+        if (connection.peer.peer_closed()) return false;
+        return connection.tls || !connection.peer.unread_input();
     }
 
     asio::awaitable<Expected<Lease, ClientError>> acquire(HostPool& pool,
@@ -898,8 +895,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         stream.socket().set_option(tcp::no_delay(true), ignored);
         detail::make_non_blocking(stream.socket());
         detail::enable_draining_reads(stream.socket());
-        connection->peer_watched =
-            peer_watch_.watch(stream.socket().native_handle(), connection->peer);
+        connection->peer = peer_watch_.watch(stream.socket().native_handle());
         ++connections_created_;
         if (!url.tls) co_return connection;
 
@@ -1186,6 +1182,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                 outcome = co_await exchange(*connection.plain, connection.tcp(), connection.buffer,
                                             message, deadline, options_.max_response_body);
             }
+            connection.peer.read_done();
             sent_any = sent_any || outcome.sent_bytes;
             if (!outcome.ec) {
                 if (outcome.keep_alive) lease->recycle();
@@ -1248,6 +1245,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                     (void)read;
                     ec = read_ec;
                 }
+                connection.peer.read_done();
                 if (ec == bhttp::error::need_buffer) ec = {};
                 if (ec) {
                     lease_.reset();
@@ -1638,6 +1636,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
                         kUse);
                 }
                 buffer.commit(read);
+                connection.peer.read_done();
                 outcome.got_bytes = read > 0;
                 if (read_ec) {
                     outcome.ec = head_read_error(read_ec, connection, nullptr);
