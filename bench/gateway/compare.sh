@@ -217,37 +217,56 @@ fi
 # req/s measures what a request costs it. Needs a writable cgroup cpu controller (root, not in a
 # container). Latency under a quota measures the quota's pauses, so only req/s is shown.
 cap_dir=""
+cap_enabled_cpu=0  # the script turned the v2 cpu controller on, and turns it off again
 make_cap() {
   local dir
+  trap 'cleanup; remove_cap' EXIT
   if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then  # cgroup v2
-    dir=/sys/fs/cgroup/aether-bench-$$
-    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+    if ! grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
       echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || return 1
-    mkdir "$dir" 2>/dev/null && echo "5000 10000" >"$dir/cpu.max" 2>/dev/null || return 1
+      cap_enabled_cpu=1
+    fi
+    dir=/sys/fs/cgroup/aether-bench-$$
+    mkdir "$dir" 2>/dev/null || return 1
+    cap_dir=$dir
+    echo "5000 10000" >"$dir/cpu.max" 2>/dev/null || return 1
   else  # cgroup v1
     dir=/sys/fs/cgroup/cpu/aether-bench-$$
-    mkdir "$dir" 2>/dev/null && echo 10000 >"$dir/cpu.cfs_period_us" 2>/dev/null &&
+    mkdir "$dir" 2>/dev/null || return 1
+    cap_dir=$dir
+    echo 10000 >"$dir/cpu.cfs_period_us" 2>/dev/null &&
       echo 5000 >"$dir/cpu.cfs_quota_us" 2>/dev/null || return 1
   fi
-  cap_dir=$dir
 }
-cap_root() { dirname "$cap_dir"; }
 remove_cap() {
-  [[ -n $cap_dir ]] && rmdir "$cap_dir" 2>/dev/null || true
+  if [[ -n $cap_dir ]]; then rmdir "$cap_dir" 2>/dev/null || true; fi
+  if ((cap_enabled_cpu)); then echo -cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true; fi
+}
+# The cgroup a process is in now, as a directory: v2's single hierarchy, or v1's cpu controller.
+cgroup_dir_of() {  # pid
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    echo "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup")"
+  else
+    echo "/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' "/proc/$1/cgroup")"
+  fi
 }
 capped_peak() {  # label url [wrk args...]: wrk while the processes in cap_pids run capped
   local label=$1 url=$2 pid
+  local -A home
   shift 2
-  for pid in "${cap_pids[@]}"; do echo "$pid" >"$cap_dir/cgroup.procs"; done
+  for pid in "${cap_pids[@]}"; do
+    home[$pid]=$(cgroup_dir_of "$pid")
+    echo "$pid" >"$cap_dir/cgroup.procs"
+  done
   run_wrk "$label" -t1 -c50 -d"${secs}s" "$@" "$url"
-  for pid in "${cap_pids[@]}"; do echo "$pid" >"$(cap_root)/cgroup.procs"; done
+  for pid in "${cap_pids[@]}"; do echo "$pid" >"${home[$pid]}/cgroup.procs"; done
 }
 if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
-  trap 'cleanup; remove_cap' EXIT
   echo
   echo "== 1b. each proxy held to half of core 1 (cgroup CPU quota 5 ms per 10 ms):" \
     "wrk -t1 -c50 ${secs}s, $rounds rounds =="
-  nginx_pids=("$proxy_pid" $(pgrep -P "$proxy_pid"))
+  mapfile -t nginx_workers < <(pgrep -P "$proxy_pid")
+  nginx_pids=("$proxy_pid" "${nginx_workers[@]}")
   for round in $(seq 1 "$rounds"); do
     cap_pids=("${nginx_pids[@]}")
     capped_peak "capped:nginx#$round" "http://127.0.0.1:$proxy_port/"
@@ -269,9 +288,13 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
     printf '  %-24s %s\n' "$target" \
       "$(round_ratios "$target" 2 "$work/results" capped: | ratio_summary)"
   done
-elif [[ ${CAPPED:-0} == 1 ]] && ((gateway)); then
+elif [[ ${CAPPED:-0} == 1 ]]; then
   echo
-  echo "== 1b. skipped: no writable cgroup cpu controller to hold the proxies to half a core =="
+  if ((gateway)); then
+    echo "== 1b. skipped: no writable cgroup cpu controller to hold the proxies to half a core =="
+  else
+    echo "== 1b. skipped: no gateway to compare =="
+  fi
 fi
 
 echo
