@@ -192,9 +192,9 @@ ClientError error(ClientError::Kind kind, std::string message, bool request_sent
 }
 
 struct Connection {
-    // What the client's PeerWatch saw of the upstream (empty when it could not watch). Every
-    // read of the socket tells it (read_done), so that bytes found after the last read are
-    // bytes nobody asked for.
+    // What the client's PeerWatch saw of the upstream (empty until the connection first goes
+    // into the pool, or when it could not watch). Every read of the socket tells it (read_done),
+    // so that bytes found after the last read are bytes nobody asked for.
     detail::PeerWatch::Entry peer;
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -791,6 +791,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             release_slot(pool, std::move(connection));
             return;
         }
+        // Watched from its first return to the pool: an upstream that closes after every answer
+        // costs no registration. epoll takes the socket's state as it is when it is added, so
+        // what came before is reported too.
+        if (!connection->peer) {
+            connection->peer = peer_watch_.watch(connection->tcp().socket().native_handle());
+        }
         while (!pool.waiters.empty()) {
             Waiter* waiter = pool.waiters.front();
             pool.waiters.pop_front();
@@ -895,7 +901,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         stream.socket().set_option(tcp::no_delay(true), ignored);
         detail::make_non_blocking(stream.socket());
         detail::enable_draining_reads(stream.socket());
-        connection->peer = peer_watch_.watch(stream.socket().native_handle());
         ++connections_created_;
         if (!url.tls) co_return connection;
 
