@@ -200,7 +200,6 @@ struct Connection {
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
     Clock::time_point idle_since{};  // when it went into the pool
-    Clock::time_point idle_expiry{};
     // While it waits for a response head (HeadWatch): until when, where it is in the watch's
     // list, and whether the watch cancelled the read for its deadline.
     Clock::time_point head_deadline{};
@@ -806,7 +805,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             return;
         }
         connection->idle_since = Clock::now();
-        connection->idle_expiry = connection->idle_since + options_.idle_timeout;
         pool.idle.push_back(std::move(connection));
         start_sweeper();
     }
@@ -818,10 +816,15 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (pool.idle.empty()) return std::nullopt;
         auto& newest = pool.idle.back();
         const auto now = Clock::now();
-        if (newest->idle_expiry <= now || !still_open(*newest, now)) return std::nullopt;
+        if (idle_expiry(*newest) <= now || !still_open(*newest, now)) return std::nullopt;
         auto connection = std::move(newest);
         pool.idle.pop_back();
         return std::optional<Lease>(std::in_place, this, &pool, std::move(connection), true);
+    }
+
+    // When an idle connection is closed unless a request takes it first.
+    Clock::time_point idle_expiry(const Connection& connection) const {
+        return connection.idle_since + options_.idle_timeout;
     }
 
     // Whether an idle connection can take a request: nothing of it unread, and the upstream has
@@ -1697,15 +1700,16 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
             std::optional<Clock::time_point> next;
             for (auto& [key, pool] : self->pools_) {
                 for (auto& connection : pool.idle) {
-                    if (!next || connection->idle_expiry < *next) next = connection->idle_expiry;
+                    const auto expiry = self->idle_expiry(*connection);
+                    if (!next || expiry < *next) next = expiry;
                 }
             }
             if (!next) break;
             self->sweep_timer_.expires_at(*next);
             co_await self->sweep_timer_.async_wait(kUse);
             if (self->closed_) break;
-            self->drop_idle([now = Clock::now()](const Connection& connection) {
-                return connection.idle_expiry <= now;
+            self->drop_idle([&self, now = Clock::now()](const Connection& connection) {
+                return self->idle_expiry(connection) <= now;
             });
         }
         self->sweeping_ = false;

@@ -63,7 +63,6 @@ PeerWatch::Entry PeerWatch::watch(int fd) {
         free_slots_.push_back(slot);
         return {};
     }
-    state.in_use = true;
     state.peer_closed = false;
     state.input_look = 0;
     state.read_at_look = looks_;
@@ -71,9 +70,7 @@ PeerWatch::Entry PeerWatch::watch(int fd) {
 }
 
 void PeerWatch::forget(std::uint32_t slot) {
-    Slot& state = slots_[slot];
-    state.in_use = false;
-    ++state.generation;
+    ++slots_[slot].generation;
     free_slots_.push_back(slot);
 }
 
@@ -91,7 +88,7 @@ bool PeerWatch::look(Clock::time_point now) {
             const auto generation = static_cast<std::uint32_t>(events[i].data.u64 >> 32);
             if (slot >= slots_.size()) continue;
             Slot& state = slots_[slot];
-            if (!state.in_use || state.generation != generation) continue;
+            if (state.generation != generation) continue;
             if ((events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
                 state.peer_closed = true;
             }

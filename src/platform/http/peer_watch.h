@@ -73,11 +73,11 @@ class PeerWatch {
     std::uint64_t looks() const { return looks_; }
 
   private:
-    // A watched socket's state; epoll's data carries the slot's index and generation, so a report
-    // about a socket whose handle went names a slot that no longer matches.
+    // A watched socket's state; epoll's data carries the slot's index and generation, and
+    // forgetting a slot moves its generation on, so a report about a socket whose entry went
+    // (free slot or taken again) names a generation that no longer matches.
     struct Slot {
         std::uint32_t generation = 0;
-        bool in_use = false;
         bool peer_closed = false;
         std::uint64_t input_look = 0;    // the last look that found bytes waiting
         std::uint64_t read_at_look = 0;  // the looks there had been at the last read_done
