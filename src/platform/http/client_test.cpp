@@ -355,42 +355,38 @@ ClientRequest unreplayable_post(std::string url) {
     return request;
 }
 
-// A request that cannot be replayed must not go into a connection the upstream has closed: it
-// would fail after its bytes left. The close a moment ago is seen by the pool's watch.
-TEST_F(HttpClientTest, AConnectionTheServerClosedAMomentAgoIsNotReused) {
-    TestServer server(io_, Mode::CloseSilently);
-    HttpClient client(io_.get_executor());
-    ASSERT_TRUE(send_now(io_, client, unreplayable_post(server.url("/orders"))));
-    sleep_for(io_, 20ms);  // for the server's close to reach the client's socket
-    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
+// The server's first answer, a pause, then a POST that cannot be replayed: it must go on a new
+// connection, answered, and not into the first one, which the server left unusable.
+void expect_the_next_post_on_a_new_connection(asio::io_context& io, Mode mode,
+                                              std::chrono::milliseconds pause) {
+    TestServer server(io, mode);
+    HttpClient client(io.get_executor());
+    auto first = send_now(io, client, get(server.url("/first")));
+    ASSERT_TRUE(first) << describe(first);
+    EXPECT_EQ(first->body, "GET /first\n");
+    sleep_for(io, pause);
+    auto second = send_now(io, client, unreplayable_post(server.url("/orders")));
     ASSERT_TRUE(second) << describe(second);
     EXPECT_EQ(second->body, "POST /orders\n{}");
     EXPECT_EQ(server.accepted(), 2);
+}
+
+// A request that cannot be replayed must not go into a connection the upstream has closed: it
+// would fail after its bytes left. The close a moment ago (20 ms, for it to reach the client's
+// socket) is seen by the pool's watch.
+TEST_F(HttpClientTest, AConnectionTheServerClosedAMomentAgoIsNotReused) {
+    expect_the_next_post_on_a_new_connection(io_, Mode::CloseSilently, 20ms);
 }
 
 // Past a second idle the pool asks the socket itself, where upstreams' idle timeouts strike.
 TEST_F(HttpClientTest, AConnectionTheServerClosedWhileLongIdleIsNotReused) {
-    TestServer server(io_, Mode::CloseSilently);
-    HttpClient client(io_.get_executor());
-    ASSERT_TRUE(send_now(io_, client, unreplayable_post(server.url("/orders"))));
-    sleep_for(io_, 1100ms);
-    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
-    ASSERT_TRUE(second) << describe(second);
-    EXPECT_EQ(server.accepted(), 2);
+    expect_the_next_post_on_a_new_connection(io_, Mode::CloseSilently, 1100ms);
 }
 
-// Bytes an upstream sent on an idle connection would be read as the next request's answer.
+// Bytes an upstream sent on an idle connection would be read as the next request's answer (30 ms
+// for the unasked answer to arrive).
 TEST_F(HttpClientTest, AConnectionTheServerSpokeOnUnaskedIsNotReused) {
-    TestServer server(io_, Mode::SpeakUnasked);
-    HttpClient client(io_.get_executor());
-    auto first = send_now(io_, client, get(server.url("/first")));
-    ASSERT_TRUE(first) << describe(first);
-    EXPECT_EQ(first->body, "GET /first\n");
-    sleep_for(io_, 30ms);  // for the unasked answer to arrive
-    auto second = send_now(io_, client, unreplayable_post(server.url("/orders")));
-    ASSERT_TRUE(second) << describe(second);
-    EXPECT_EQ(second->body, "POST /orders\n{}");
-    EXPECT_EQ(server.accepted(), 2);
+    expect_the_next_post_on_a_new_connection(io_, Mode::SpeakUnasked, 30ms);
 }
 
 TEST_F(HttpClientTest, IdempotentRequestIsRetriedOnceWhenAPooledConnectionFails) {

@@ -55,15 +55,21 @@ struct ReadResult {
     std::size_t bytes = 0;
 };
 
+// Connects `reader` to `peer` over loopback; `peer` without Nagle's delay, so that each write
+// leaves at once.
+void connect_over_loopback(asio::io_context& io, tcp::socket& reader, tcp::socket& peer) {
+    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+    peer.connect(acceptor.local_endpoint());
+    acceptor.accept(reader);
+    peer.set_option(tcp::no_delay(true));
+}
+
 // A reader socket (the one read with async_read_some_draining) connected to a peer socket the
 // test writes to and closes.
 class DrainingReadTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        tcp::acceptor acceptor(io_, {asio::ip::address_v4::loopback(), 0});
-        peer_.connect(acceptor.local_endpoint());
-        acceptor.accept(reader_);
-        peer_.set_option(tcp::no_delay(true));
+        connect_over_loopback(io_, reader_, peer_);
         enable_draining_reads(reader_);
     }
 
@@ -213,13 +219,9 @@ TEST_F(DrainingReadTest, AnEndOfStreamThatCameWithTheLastBytesEndsTheNextRead) {
 }
 
 TEST_F(DrainingReadTest, OnASocketWithoutDrainingReadsEnabledEveryReadTriesTheSocket) {
-    tcp::acceptor acceptor(io_, {asio::ip::address_v4::loopback(), 0});
-    tcp::socket peer(io_);
-    tcp::socket plain(io_);
-    peer.connect(acceptor.local_endpoint());
-    acceptor.accept(plain);
-    reader_ = std::move(plain);
-    peer_ = std::move(peer);
+    reader_.close();
+    peer_.close();
+    connect_over_loopback(io_, reader_, peer_);
 
     waited_read(64, "one");
     const int before = recv_calls.load();
@@ -295,12 +297,9 @@ TEST_F(DrainingReadTest, AClosedSocketFailsTheReadWithBadDescriptor) {
 // would leave a read waiting for an event that already came: the stream would stall.
 TEST(DrainingReadStressTest, EveryByteArrivesInOrderWithReadsOnTwoThreads) {
     asio::io_context io(2);
-    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
     tcp::socket peer(io);
     tcp::socket reader(io);
-    peer.connect(acceptor.local_endpoint());
-    acceptor.accept(reader);
-    peer.set_option(tcp::no_delay(true));
+    connect_over_loopback(io, reader, peer);
     enable_draining_reads(reader);
 
     constexpr std::size_t kTotal = 4u << 20;

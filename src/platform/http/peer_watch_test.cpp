@@ -46,6 +46,13 @@ struct Pair {
 
 class PeerWatchTest : public ::testing::Test {
   protected:
+    // Watches our end of `pair`; the watch must take it.
+    PeerWatch::Entry watch(Pair& pair) {
+        auto entry = watch_.watch(pair.ours.native_handle());
+        EXPECT_TRUE(entry) << "the watch refused the socket";
+        return entry;
+    }
+
     // One look, a full interval after the previous one.
     void look() {
         now_ += PeerWatch::kDefaultInterval;
@@ -71,8 +78,7 @@ class PeerWatchTest : public ::testing::Test {
 
 TEST_F(PeerWatchTest, AQuietConnectionIsNeitherClosedNorSpokenOn) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     look();
     EXPECT_FALSE(entry.peer_closed());
     EXPECT_FALSE(entry.unread_input());
@@ -81,8 +87,7 @@ TEST_F(PeerWatchTest, AQuietConnectionIsNeitherClosedNorSpokenOn) {
 
 TEST_F(PeerWatchTest, ThePeersEndOfStreamMarksTheConnectionClosed) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     look();
     pair.peer.shutdown(tcp::socket::shutdown_send);
     EXPECT_TRUE(look_until([&] { return entry.peer_closed(); }));
@@ -90,8 +95,7 @@ TEST_F(PeerWatchTest, ThePeersEndOfStreamMarksTheConnectionClosed) {
 
 TEST_F(PeerWatchTest, AResetMarksTheConnectionClosed) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     pair.peer.set_option(asio::socket_base::linger(true, 0));  // close sends a reset
     pair.peer.close();
     EXPECT_TRUE(look_until([&] { return entry.peer_closed(); }));
@@ -99,8 +103,7 @@ TEST_F(PeerWatchTest, AResetMarksTheConnectionClosed) {
 
 TEST_F(PeerWatchTest, BytesNobodyReadAreUnreadInput) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     entry.read_done();
     constexpr std::string_view kUnasked = "HTTP/1.1 408 Request Timeout\r\n\r\n";
     pair.peer_sends(kUnasked);
@@ -119,8 +122,7 @@ TEST_F(PeerWatchTest, BytesNobodyReadAreUnreadInput) {
 
 TEST_F(PeerWatchTest, BytesReadBeforeTheLookAreNotReported) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     pair.peer_sends("answer");
     std::array<char, 6> answer{};
     asio::read(pair.ours, asio::buffer(answer));
@@ -134,8 +136,7 @@ TEST_F(PeerWatchTest, BytesReadBeforeTheLookAreNotReported) {
 // the look found is read.
 TEST_F(PeerWatchTest, BytesALookFoundAndTheOwnerThenReadAreNotUnread) {
     Pair pair(io_);
-    auto entry = watch_.watch(pair.ours.native_handle());
-    ASSERT_TRUE(entry);
+    auto entry = watch(pair);
     pair.peer_sends("answer");
     ASSERT_TRUE(look_until([&] { return entry.unread_input(); }));
     std::array<char, 6> answer{};
@@ -165,9 +166,9 @@ TEST_F(PeerWatchTest, EachConnectionHasItsOwnEntry) {
     Pair closing(io_);
     Pair speaking(io_);
     Pair quiet(io_);
-    auto closing_entry = watch_.watch(closing.ours.native_handle());
-    auto speaking_entry = watch_.watch(speaking.ours.native_handle());
-    auto quiet_entry = watch_.watch(quiet.ours.native_handle());
+    auto closing_entry = watch(closing);
+    auto speaking_entry = watch(speaking);
+    auto quiet_entry = watch(quiet);
     closing.peer.close();
     speaking.peer_sends("x");
     EXPECT_TRUE(
@@ -184,8 +185,7 @@ TEST_F(PeerWatchTest, ALookMarksEveryClosedConnectionHoweverMany) {
     std::vector<PeerWatch::Entry> entries;
     for (int i = 0; i < kCount; ++i) {
         pairs.push_back(std::make_unique<Pair>(io_));
-        entries.push_back(watch_.watch(pairs.back()->ours.native_handle()));
-        ASSERT_TRUE(entries.back());
+        entries.push_back(watch(*pairs.back()));
         pairs.back()->peer.close();
     }
     for (auto& pair : pairs) pair->await_end_of_stream();
@@ -198,11 +198,9 @@ TEST_F(PeerWatchTest, ALookMarksEveryClosedConnectionHoweverMany) {
 TEST_F(PeerWatchTest, AReportAboutASocketWhoseEntryWentIsIgnored) {
     Pair gone(io_);
     Pair kept(io_);
-    auto gone_entry = watch_.watch(gone.ours.native_handle());
-    ASSERT_TRUE(gone_entry);
+    auto gone_entry = watch(gone);
     gone_entry = PeerWatch::Entry();
-    auto kept_entry = watch_.watch(kept.ours.native_handle());  // takes the freed place
-    ASSERT_TRUE(kept_entry);
+    auto kept_entry = watch(kept);  // takes the freed place
     gone.peer.close();
     gone.await_end_of_stream();
     look();
@@ -213,7 +211,7 @@ TEST_F(PeerWatchTest, AReportAboutASocketWhoseEntryWentIsIgnored) {
 
 TEST_F(PeerWatchTest, AnEntryMovedKeepsItsSocket) {
     Pair pair(io_);
-    auto first = watch_.watch(pair.ours.native_handle());
+    auto first = watch(pair);
     PeerWatch::Entry moved = std::move(first);
     EXPECT_FALSE(first);  // NOLINT(bugprone-use-after-move): a moved-from entry is empty
     ASSERT_TRUE(moved);

@@ -871,14 +871,19 @@ TEST(ServerTest, DrainStopsAcceptingNewConnections) {
     }
 }
 
+// Sends GET /slow and returns once its handler holds it (until server.gate().release).
+void hold_a_slow_request(TestServer& server, Client& client) {
+    ASSERT_TRUE(client.send(client.request("GET", "/slow")));
+    auto entered = server.gate().entered.get_future();
+    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready);
+}
+
 // The second request and the client's end of stream reach the server's socket together, while
 // it is busy with the first: read in one go, the end of stream must not be lost.
 TEST(ServerTest, AKeptAliveConnectionIsClosedWhenTheClientEndsItWithItsLastRequest) {
     TestServer server;
     Client client(server.port());
-    ASSERT_TRUE(client.send(client.request("GET", "/slow")));
-    auto entered = server.gate().entered.get_future();
-    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready);
+    ASSERT_NO_FATAL_FAILURE(hold_a_slow_request(server, client));
     ASSERT_TRUE(client.send(client.request("GET", "/items/2")));
     client.shut_sending();
     std::this_thread::sleep_for(50ms);  // for both to arrive before the server reads again
@@ -896,9 +901,7 @@ TEST(ServerTest, AKeptAliveConnectionIsClosedWhenTheClientEndsItWithItsLastReque
 TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
     TestServer server;
     Client client(server.port());
-    ASSERT_TRUE(client.send(client.request("GET", "/slow")));
-    auto entered = server.gate().entered.get_future();
-    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready);
+    ASSERT_NO_FATAL_FAILURE(hold_a_slow_request(server, client));
     EXPECT_EQ(server.server().in_flight_requests(), 1u);
     EXPECT_EQ(server.server().open_connections(), 1u);
     server.server().begin_drain();
