@@ -60,6 +60,10 @@ std::int64_t coarse_now_ns() {
 
 constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
 
+// Connections accepted in one go once the acceptor reports one (accept_loop). Bounded so that
+// a flood of connects cannot hold the event loop away from the connections it already has.
+constexpr int kAcceptBurst = 64;
+
 // A client connection: its socket, the deadline of its current IO, and whether it is idle
 // (between requests), for the sweep and the drain, which run on other threads. The socket
 // itself is only touched on the connection's executor.
@@ -149,6 +153,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
           sweep_timer(acceptor.get_executor()) {}
 
     asio::awaitable<void> accept_loop();
+    // Starts the session of an accepted connection, or closes it while draining or full.
+    void admit(tcp::socket socket);
     asio::awaitable<void> sweep_loop();
     void sweep();
     asio::awaitable<void> session(tcp::socket accepted);
@@ -790,28 +796,45 @@ asio::awaitable<void> Server::State::sweep_loop() {
 
 asio::awaitable<void> Server::State::accept_loop() {
     auto self = shared_from_this();
+    auto connection_executor = [this] {
+        return options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
+                                             : asio::any_io_executor(io.get_executor());
+    };
+    // The burst after the first accept is taken without waiting: accept() must not block.
+    beast::error_code ignored;
+    acceptor.non_blocking(true, ignored);
     while (acceptor.is_open()) {
-        asio::any_io_executor connection_executor =
-            options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
-                                          : asio::any_io_executor(io.get_executor());
-        auto [ec, socket] = co_await acceptor.async_accept(connection_executor, kNoThrow);
+        auto [ec, socket] = co_await acceptor.async_accept(connection_executor(), kNoThrow);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
             continue;  // e.g. EMFILE: keep serving the connections we have
         }
-        if (draining.load() || connections.load() >= options.max_connections) {
-            beast::error_code ignored;
-            socket.close(ignored);
-            continue;
+        admit(std::move(socket));
+        // Each async_accept completes a whole turn of the event loop after the last. Under load
+        // a turn runs every connection's ready work, so a burst of 50 new connections taken one
+        // a turn left the last of them waiting tens of milliseconds for its first read.
+        for (int taken = 1; taken < kAcceptBurst; ++taken) {
+            tcp::socket next(connection_executor());
+            acceptor.accept(next, ec);
+            if (ec) break;  // nothing left to take; a real error comes back from async_accept
+            admit(std::move(next));
         }
-        beast::error_code option_error;
-        socket.set_option(tcp::no_delay(true), option_error);
-        detail::make_non_blocking(socket);
-        detail::enable_draining_reads(socket);
-        connections.fetch_add(1);
-        auto executor = socket.get_executor();
-        asio::co_spawn(executor, session(std::move(socket)), asio::detached);
     }
+}
+
+void Server::State::admit(tcp::socket socket) {
+    if (draining.load() || connections.load() >= options.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+        return;
+    }
+    beast::error_code option_error;
+    socket.set_option(tcp::no_delay(true), option_error);
+    detail::make_non_blocking(socket);
+    detail::enable_draining_reads(socket);
+    connections.fetch_add(1);
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, session(std::move(socket)), asio::detached);
 }
 
 Server::Server(asio::io_context& io, ServerOptions options, RequestHandler handler,

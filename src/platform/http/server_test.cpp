@@ -20,10 +20,12 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <functional>
 #include <future>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "platform/http/pipeline.h"
 #include "platform/http/router.h"
@@ -913,6 +915,41 @@ TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
     EXPECT_EQ(header(*response, "Connection"), "close");
     EXPECT_TRUE(client.closed_within(5s));
     EXPECT_EQ(server.server().in_flight_requests(), 0u);
+}
+
+// Busy connections make each turn of the event loop long; connections that arrive together must
+// not each wait a turn of their own to be accepted.
+TEST(ServerTest, ConnectionsArrivingTogetherAreAcceptedInOneTurnOfABusyLoop) {
+    asio::io_context io;
+    Server server(
+        io, {}, [](Request&) -> asio::awaitable<Response> { co_return Response{}; },
+        [](int status, std::string_view) { return Response::json(status, "{}"); });
+    auto port = server.listen("127.0.0.1", 0);
+    ASSERT_TRUE(port) << port.error();
+    server.start();
+    io.poll();  // the accept loop now waits on the listening socket
+
+    constexpr int kArriving = 16;
+    asio::io_context client_io;
+    std::vector<tcp::socket> clients;
+    for (int i = 0; i < kArriving; ++i) {
+        // The kernel completes the handshake; the connection waits in the listen backlog.
+        clients.emplace_back(client_io).connect(
+            tcp::endpoint(asio::ip::make_address("127.0.0.1"), *port));
+    }
+
+    // Stand-ins for busy connections: each runs once a turn, as a connection with work would.
+    constexpr int kBusy = 20;
+    std::size_t busy_runs = 0;
+    std::function<void()> busy = [&] {
+        ++busy_runs;
+        asio::post(io, busy);
+    };
+    for (int i = 0; i < kBusy; ++i) asio::post(io, busy);
+    constexpr std::size_t kTurns = 3;
+    while (busy_runs < kTurns * kBusy) io.run_one();
+
+    EXPECT_EQ(server.open_connections(), static_cast<std::size_t>(kArriving));
 }
 
 TEST(ServerTest, ListenRejectsABadAddress) {
