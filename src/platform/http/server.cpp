@@ -63,6 +63,8 @@ constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
 // Connections accepted in one go once the acceptor reports one (accept_loop). Bounded so that
 // a flood of connects cannot hold the event loop away from the connections it already has.
 constexpr int kAcceptBurst = 64;
+// How long accepting rests after accept() failed, e.g. out of descriptors (as nginx does).
+constexpr auto kAcceptFailurePause = std::chrono::milliseconds(100);
 
 // A client connection: its socket, the deadline of its current IO, and whether it is idle
 // (between requests), for the sweep and the drain, which run on other threads. The socket
@@ -142,6 +144,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     std::mutex registry_mutex;
     std::list<std::shared_ptr<Connection>> registry;
     asio::steady_timer sweep_timer;
+    asio::steady_timer accept_pause;
 
     State(asio::io_context& context, ServerOptions opts,
           std::shared_ptr<RequestPhases> request_phases, ProtocolErrorResponder responder)
@@ -150,7 +153,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
           phases(std::move(request_phases)),
           protocol_error(std::move(responder)),
           acceptor(asio::make_strand(context)),
-          sweep_timer(acceptor.get_executor()) {}
+          sweep_timer(acceptor.get_executor()),
+          accept_pause(acceptor.get_executor()) {}
 
     asio::awaitable<void> accept_loop();
     // Starts the session of an accepted connection, or closes it while draining or full.
@@ -796,6 +800,7 @@ asio::awaitable<void> Server::State::sweep_loop() {
 
 asio::awaitable<void> Server::State::accept_loop() {
     auto self = shared_from_this();
+    bool accept_failing = false;
     auto connection_executor = [this] {
         return options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
                                              : asio::any_io_executor(io.get_executor());
@@ -807,8 +812,21 @@ asio::awaitable<void> Server::State::accept_loop() {
         auto [ec, socket] = co_await acceptor.async_accept(connection_executor(), kNoThrow);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
-            continue;  // e.g. EMFILE: keep serving the connections we have
+            // Out of descriptors, the connection stays in the backlog and each retry fails at
+            // once: without a pause the retries would spin a core until a descriptor frees. The
+            // connections already open are served meanwhile.
+            if (!accept_failing) {
+                telemetry::log_warn("accepting connections failed; retrying every 100 ms",
+                                    {{"error", ec.message()}});
+            }
+            accept_failing = true;
+            accept_pause.expires_after(kAcceptFailurePause);
+            auto [pause_ec] = co_await accept_pause.async_wait(kNoThrow);
+            if (pause_ec || stopped.load()) break;
+            continue;
         }
+        if (accept_failing) telemetry::log_info("accepting connections again", {});
+        accept_failing = false;
         admit(std::move(socket));
         // Each async_accept completes a whole turn of the event loop after the last. Under load
         // a turn runs every connection's ready work, so a burst of 50 new connections taken one
@@ -850,8 +868,12 @@ Server::~Server() {
     beast::error_code ignored;
     state_->acceptor.close(ignored);
     state_->stopped.store(true);
-    // The timer belongs to the acceptor's strand: cancelled there, which ends the sweep loop.
-    asio::post(state_->acceptor.get_executor(), [state = state_] { state->sweep_timer.cancel(); });
+    // The timers belong to the acceptor's strand: cancelled there, which ends the sweep loop
+    // and an accept loop resting after a failure.
+    asio::post(state_->acceptor.get_executor(), [state = state_] {
+        state->sweep_timer.cancel();
+        state->accept_pause.cancel();
+    });
 }
 
 Expected<std::uint16_t, std::string> Server::listen(const std::string& host, std::uint16_t port) {
@@ -882,6 +904,7 @@ void Server::begin_drain() {
     asio::post(state->acceptor.get_executor(), [state] {
         beast::error_code ignored;
         state->acceptor.close(ignored);
+        state->accept_pause.cancel();
     });
     std::lock_guard lock(state->registry_mutex);
     for (const auto& connection : state->registry) {

@@ -3,6 +3,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -950,6 +952,61 @@ TEST(ServerTest, ConnectionsArrivingTogetherAreAcceptedInOneTurnOfABusyLoop) {
     while (busy_runs < kTurns * kBusy) io.run_one();
 
     EXPECT_EQ(server.open_connections(), static_cast<std::size_t>(kArriving));
+}
+
+// Holds the process's soft limit of open descriptors at a value for its lifetime.
+class DescriptorLimit {
+  public:
+    explicit DescriptorLimit(rlim_t soft) {
+        if (getrlimit(RLIMIT_NOFILE, &saved_) != 0) throw std::runtime_error("getrlimit failed");
+        rlimit lowered = saved_;
+        lowered.rlim_cur = soft;
+        if (setrlimit(RLIMIT_NOFILE, &lowered) != 0) throw std::runtime_error("setrlimit failed");
+    }
+    ~DescriptorLimit() { setrlimit(RLIMIT_NOFILE, &saved_); }
+    DescriptorLimit(const DescriptorLimit&) = delete;
+    DescriptorLimit& operator=(const DescriptorLimit&) = delete;
+
+  private:
+    rlimit saved_{};
+};
+
+// The number the next descriptor would get: a limit at it leaves no descriptor to open.
+rlim_t lowest_free_descriptor() {
+    const int probe = dup(0);
+    if (probe < 0) throw std::runtime_error("dup failed");
+    close(probe);
+    return static_cast<rlim_t>(probe);
+}
+
+// Out of descriptors, every accept fails at once while the connection waits in the backlog.
+TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenOneFrees) {
+    asio::io_context io;
+    Server server(
+        io, {},
+        [](Request&) -> asio::awaitable<Response> {
+            co_return Response::json(200, R"({"ok":true})");
+        },
+        [](int status, std::string_view) { return Response::json(status, "{}"); });
+    auto port = server.listen("127.0.0.1", 0);
+    ASSERT_TRUE(port) << port.error();
+    server.start();
+    io.poll();
+    Client client(*port);
+    ASSERT_TRUE(client.send(client.request("GET", "/")));
+    {
+        const DescriptorLimit limit(lowest_free_descriptor());
+        const std::size_t handlers_run = io.run_for(300ms);
+        EXPECT_EQ(server.open_connections(), 0u);
+        // A rest of 100 ms between tries is a handful of handlers; retrying at once is thousands.
+        EXPECT_LT(handlers_run, 40u) << "accept was retried without a rest";
+    }
+    std::thread runner([&io] { io.run(); });
+    auto response = client.read();
+    io.stop();
+    runner.join();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result_int(), 200);
 }
 
 TEST(ServerTest, ListenRejectsABadAddress) {
