@@ -7,6 +7,9 @@
 // small request's own work.
 #include "platform/http/server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -25,11 +28,13 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <limits>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "platform/http/draining_read.h"
@@ -63,7 +68,8 @@ constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
 // Connections accepted in one go once the acceptor reports one (accept_loop). Bounded so that
 // a flood of connects cannot hold the event loop away from the connections it already has.
 constexpr int kAcceptBurst = 64;
-// How long accepting rests after accept() failed, e.g. out of descriptors (as nginx does).
+// How long accepting rests after accept() failed, e.g. out of descriptors (nginx rests 500 ms,
+// its accept_mutex_delay).
 constexpr auto kAcceptFailurePause = std::chrono::milliseconds(100);
 
 // A client connection: its socket, the deadline of its current IO, and whether it is idle
@@ -145,6 +151,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     std::list<std::shared_ptr<Connection>> registry;
     asio::steady_timer sweep_timer;
     asio::steady_timer accept_pause;
+    tcp listen_protocol = tcp::v4();
 
     State(asio::io_context& context, ServerOptions opts,
           std::shared_ptr<RequestPhases> request_phases, ProtocolErrorResponder responder)
@@ -157,6 +164,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
           accept_pause(acceptor.get_executor()) {}
 
     asio::awaitable<void> accept_loop();
+    asio::any_io_executor connection_executor();
+    // A connection waiting in the listen backlog, without waiting for one.
+    std::optional<tcp::socket> accept_waiting();
     // Starts the session of an accepted connection, or closes it while draining or full.
     void admit(tcp::socket socket);
     asio::awaitable<void> sweep_loop();
@@ -801,13 +811,6 @@ asio::awaitable<void> Server::State::sweep_loop() {
 asio::awaitable<void> Server::State::accept_loop() {
     auto self = shared_from_this();
     bool accept_failing = false;
-    auto connection_executor = [this] {
-        return options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
-                                             : asio::any_io_executor(io.get_executor());
-    };
-    // The burst after the first accept is taken without waiting: accept() must not block.
-    beast::error_code ignored;
-    acceptor.non_blocking(true, ignored);
     while (acceptor.is_open()) {
         auto [ec, socket] = co_await acceptor.async_accept(connection_executor(), kNoThrow);
         if (ec) {
@@ -816,8 +819,10 @@ asio::awaitable<void> Server::State::accept_loop() {
             // once: without a pause the retries would spin a core until a descriptor frees. The
             // connections already open are served meanwhile.
             if (!accept_failing) {
-                telemetry::log_warn("accepting connections failed; retrying every 100 ms",
-                                    {{"error", ec.message()}});
+                telemetry::log_warn(
+                    "accepting connections failed; retrying after a pause",
+                    {{"error", ec.message()},
+                     {"pause_ms", static_cast<std::int64_t>(kAcceptFailurePause.count())}});
             }
             accept_failing = true;
             accept_pause.expires_after(kAcceptFailurePause);
@@ -832,11 +837,38 @@ asio::awaitable<void> Server::State::accept_loop() {
         // a turn runs every connection's ready work, so a burst of 50 new connections taken one
         // a turn left the last of them waiting tens of milliseconds for its first read.
         for (int taken = 1; taken < kAcceptBurst; ++taken) {
-            tcp::socket next(connection_executor());
-            acceptor.accept(next, ec);
-            if (ec) break;  // nothing left to take; a real error comes back from async_accept
-            admit(std::move(next));
+            auto next = accept_waiting();
+            if (!next) break;
+            admit(std::move(*next));
         }
+    }
+}
+
+asio::any_io_executor Server::State::connection_executor() {
+    return options.strand_per_connection ? asio::any_io_executor(asio::make_strand(io))
+                                         : asio::any_io_executor(io.get_executor());
+}
+
+// accept4 rather than Asio's synchronous accept, which waits in poll() after ECONNABORTED or
+// EPROTO whatever the acceptor's non-blocking mode.
+std::optional<tcp::socket> Server::State::accept_waiting() {
+    for (;;) {
+        const int descriptor =
+            ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (descriptor < 0) {
+            // A connection reset while it waited is skipped. Anything else, out of descriptors
+            // included, async_accept meets and reports again.
+            if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR) continue;
+            return std::nullopt;
+        }
+        tcp::socket socket(connection_executor());
+        beast::error_code ec;
+        socket.assign(listen_protocol, descriptor, ec);
+        if (ec) {
+            ::close(descriptor);
+            return std::nullopt;
+        }
+        return socket;
     }
 }
 
@@ -865,12 +897,13 @@ Server::Server(asio::io_context& io, ServerOptions options, std::shared_ptr<Requ
     : state_(std::make_shared<State>(io, options, std::move(phases), std::move(protocol_error))) {}
 
 Server::~Server() {
-    beast::error_code ignored;
-    state_->acceptor.close(ignored);
     state_->stopped.store(true);
-    // The timers belong to the acceptor's strand: cancelled there, which ends the sweep loop
-    // and an accept loop resting after a failure.
+    // The acceptor and the timers belong to the acceptor's strand, where the accept loop may be
+    // taking a burst: closed and cancelled there, which ends both loops. With the io_context
+    // stopped already, they go when it is destroyed.
     asio::post(state_->acceptor.get_executor(), [state = state_] {
+        beast::error_code ignored;
+        state->acceptor.close(ignored);
         state->sweep_timer.cancel();
         state->accept_pause.cancel();
     });
@@ -882,6 +915,7 @@ Expected<std::uint16_t, std::string> Server::listen(const std::string& host, std
     if (ec) return unexpected("invalid listen address " + host);
     tcp::endpoint endpoint(address, port);
     auto& acceptor = state_->acceptor;
+    state_->listen_protocol = endpoint.protocol();
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor.bind(endpoint, ec);

@@ -1,6 +1,7 @@
 // End-to-end tests of Server + Pipeline + Router over real loopback sockets and raw HTTP/1.1.
 #include "platform/http/server.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -33,6 +34,7 @@
 #include "platform/http/router.h"
 #include "platform/json/envelope.h"
 #include "platform/runtime/blocking_pool.h"
+#include "platform/telemetry/log.h"
 #include "platform/telemetry/metrics.h"
 
 namespace aether::platform::http {
@@ -921,7 +923,7 @@ TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
 
 // Busy connections make each turn of the event loop long; connections that arrive together must
 // not each wait a turn of their own to be accepted.
-TEST(ServerTest, ConnectionsArrivingTogetherAreAcceptedInOneTurnOfABusyLoop) {
+TEST(ServerTest, ConnectionsArrivingTogetherDoNotWaitATurnEachInABusyLoop) {
     asio::io_context io;
     Server server(
         io, {}, [](Request&) -> asio::awaitable<Response> { co_return Response{}; },
@@ -948,7 +950,8 @@ TEST(ServerTest, ConnectionsArrivingTogetherAreAcceptedInOneTurnOfABusyLoop) {
         asio::post(io, busy);
     };
     for (int i = 0; i < kBusy; ++i) asio::post(io, busy);
-    constexpr std::size_t kTurns = 3;
+    // A few turns, not one: the kernel may finish a handshake a little after connect returns.
+    constexpr std::size_t kTurns = 4;
     while (busy_runs < kTurns * kBusy) io.run_one();
 
     EXPECT_EQ(server.open_connections(), static_cast<std::size_t>(kArriving));
@@ -973,14 +976,14 @@ class DescriptorLimit {
 
 // The number the next descriptor would get: a limit at it leaves no descriptor to open.
 rlim_t lowest_free_descriptor() {
-    const int probe = dup(0);
-    if (probe < 0) throw std::runtime_error("dup failed");
+    const int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe < 0) throw std::runtime_error("cannot open /dev/null");
     close(probe);
     return static_cast<rlim_t>(probe);
 }
 
 // Out of descriptors, every accept fails at once while the connection waits in the backlog.
-TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenOneFrees) {
+TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenTheyReturn) {
     asio::io_context io;
     Server server(
         io, {},
@@ -994,6 +997,9 @@ TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenOneFrees) {
     io.poll();
     Client client(*port);
     ASSERT_TRUE(client.send(client.request("GET", "/")));
+    // The process's logger exists before any server runs, as in the App. Made under the limit,
+    // UBSan's checks of its construction would find no descriptor to work with.
+    (void)telemetry::Logger::instance();
     {
         const DescriptorLimit limit(lowest_free_descriptor());
         const std::size_t handlers_run = io.run_for(300ms);
