@@ -3,7 +3,8 @@
 #   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
 #      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
 #      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0.
-#      ROUNDS (default 3) rounds of the three proxies in turn; ratios are taken within a round.
+#      ROUNDS (default 3) rounds of the three proxies in turn, in reverse order in even rounds;
+#      ratios are taken within a round.
 #      With each run, the CPU time core 1 spent per request, in user space and in the kernel:
 #      when wrk and the upstream saturate core 0, req/s shows parity whatever the proxy costs;
 #   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
@@ -116,7 +117,7 @@ fi
 echo
 rounds=${ROUNDS:-3}
 echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core 0;" \
-  "$rounds rounds, each target in turn within a round =="
+  "$rounds rounds, each target in turn within a round, reversed in even rounds =="
 # A ratio is taken between runs of the same round, seconds apart: the load of the machine's
 # neighbours, which moves nginx's own rate by a third over minutes, then enters both sides.
 # Core 1's time in user space and in the kernel (system, irq and softirq), in clock ticks.
@@ -151,13 +152,25 @@ round_ratios() {  # target column file [prefix]
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
 peak_targets=(nginx)
 ((gateway)) && peak_targets+=(gateway gateway+jwt+ratelimit)
+# The targets, in the order a round runs them: reversed in even rounds. The machine's speed
+# drifts over minutes; in a fixed order the drift within a round would favour the same target in
+# every round.
+in_round_order() {  # round targets...
+  local round=$1
+  shift
+  if ((round % 2)); then printf '%s\n' "$@"; else printf '%s\n' "$@" | tac; fi
+}
 for round in $(seq 1 "$rounds"); do
-  run_peak "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/"
-  if ((gateway)); then
-    run_peak "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/"
-    run_peak "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
-      "http://127.0.0.1:${gateway_port[plugins]}/"
-  fi
+  for target in $(in_round_order "$round" "${peak_targets[@]}"); do
+    case $target in
+      nginx) run_peak "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/" ;;
+      gateway)
+        run_peak "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/" ;;
+      gateway+jwt+ratelimit)
+        run_peak "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
+          "http://127.0.0.1:${gateway_port[plugins]}/" ;;
+    esac
+  done
 done
 printf '%-26s %10s %9s %9s %8s %7s %9s %8s %8s\n' target req/s p50_us p99_us non2xx errors vs-nginx \
   core1_usr core1_sys
@@ -268,13 +281,20 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
   mapfile -t nginx_workers < <(pgrep -P "$proxy_pid")
   nginx_pids=("$proxy_pid" "${nginx_workers[@]}")
   for round in $(seq 1 "$rounds"); do
-    cap_pids=("${nginx_pids[@]}")
-    capped_peak "capped:nginx#$round" "http://127.0.0.1:$proxy_port/"
-    cap_pids=("${gateway_pid[plain]}")
-    capped_peak "capped:gateway#$round" "http://127.0.0.1:${gateway_port[plain]}/"
-    cap_pids=("${gateway_pid[plugins]}")
-    capped_peak "capped:gateway+jwt+ratelimit#$round" \
-      "http://127.0.0.1:${gateway_port[plugins]}/" "${auth[@]}"
+    for target in $(in_round_order "$round" "${peak_targets[@]}"); do
+      case $target in
+        nginx)
+          cap_pids=("${nginx_pids[@]}")
+          capped_peak "capped:nginx#$round" "http://127.0.0.1:$proxy_port/" ;;
+        gateway)
+          cap_pids=("${gateway_pid[plain]}")
+          capped_peak "capped:gateway#$round" "http://127.0.0.1:${gateway_port[plain]}/" ;;
+        gateway+jwt+ratelimit)
+          cap_pids=("${gateway_pid[plugins]}")
+          capped_peak "capped:gateway+jwt+ratelimit#$round" \
+            "http://127.0.0.1:${gateway_port[plugins]}/" "${auth[@]}" ;;
+      esac
+    done
   done
   printf '%-34s %10s %8s %7s %9s\n' target req/s non2xx errors vs-nginx
   for round in $(seq 1 "$rounds"); do
