@@ -921,17 +921,32 @@ TEST(ServerTest, DrainLetsAnInFlightRequestFinishWithConnectionClose) {
     EXPECT_EQ(server.server().in_flight_requests(), 0u);
 }
 
+// A Server on an io_context the test turns itself; it answers every request 200.
+Server server_on(asio::io_context& io) {
+    return Server(
+        io, {},
+        [](Request&) -> asio::awaitable<Response> {
+            co_return Response::json(200, R"({"ok":true})");
+        },
+        [](int status, std::string_view) { return Response::json(status, "{}"); });
+}
+
+// Listens on a free loopback port and turns the loop until the accept loop waits there.
+void listen_on_loopback(Server& server, asio::io_context& io, std::uint16_t& port) {
+    auto bound = server.listen("127.0.0.1", 0);
+    ASSERT_TRUE(bound) << bound.error();
+    port = *bound;
+    server.start();
+    io.poll();
+}
+
 // Busy connections make each turn of the event loop long; connections that arrive together must
 // not each wait a turn of their own to be accepted.
 TEST(ServerTest, ConnectionsArrivingTogetherDoNotWaitATurnEachInABusyLoop) {
     asio::io_context io;
-    Server server(
-        io, {}, [](Request&) -> asio::awaitable<Response> { co_return Response{}; },
-        [](int status, std::string_view) { return Response::json(status, "{}"); });
-    auto port = server.listen("127.0.0.1", 0);
-    ASSERT_TRUE(port) << port.error();
-    server.start();
-    io.poll();  // the accept loop now waits on the listening socket
+    Server server = server_on(io);
+    std::uint16_t port = 0;
+    ASSERT_NO_FATAL_FAILURE(listen_on_loopback(server, io, port));
 
     constexpr int kArriving = 16;
     asio::io_context client_io;
@@ -939,7 +954,7 @@ TEST(ServerTest, ConnectionsArrivingTogetherDoNotWaitATurnEachInABusyLoop) {
     for (int i = 0; i < kArriving; ++i) {
         // The kernel completes the handshake; the connection waits in the listen backlog.
         clients.emplace_back(client_io).connect(
-            tcp::endpoint(asio::ip::make_address("127.0.0.1"), *port));
+            tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     }
 
     // Stand-ins for busy connections: each runs once a turn, as a connection with work would.
@@ -985,17 +1000,10 @@ rlim_t lowest_free_descriptor() {
 // Out of descriptors, every accept fails at once while the connection waits in the backlog.
 TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenTheyReturn) {
     asio::io_context io;
-    Server server(
-        io, {},
-        [](Request&) -> asio::awaitable<Response> {
-            co_return Response::json(200, R"({"ok":true})");
-        },
-        [](int status, std::string_view) { return Response::json(status, "{}"); });
-    auto port = server.listen("127.0.0.1", 0);
-    ASSERT_TRUE(port) << port.error();
-    server.start();
-    io.poll();
-    Client client(*port);
+    Server server = server_on(io);
+    std::uint16_t port = 0;
+    ASSERT_NO_FATAL_FAILURE(listen_on_loopback(server, io, port));
+    Client client(port);
     ASSERT_TRUE(client.send(client.request("GET", "/")));
     // The process's logger exists before any server runs, as in the App. Made under the limit,
     // UBSan's checks of its construction would find no descriptor to work with.
@@ -1017,9 +1025,7 @@ TEST(ServerTest, AcceptingRestsWhileOutOfDescriptorsAndResumesWhenTheyReturn) {
 
 TEST(ServerTest, ListenRejectsABadAddress) {
     asio::io_context io;
-    Server server(
-        io, {}, [](Request&) -> asio::awaitable<Response> { co_return Response{}; },
-        [](int status, std::string_view) { return Response::json(status, "{}"); });
+    Server server = server_on(io);
     auto result = server.listen("not-an-address", 0);
     ASSERT_FALSE(result);
     EXPECT_THAT(result.error(), HasSubstr("not-an-address"));
