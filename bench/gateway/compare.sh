@@ -160,16 +160,18 @@ in_round_order() {  # round targets...
   shift
   if ((round % 2)); then printf '%s\n' "$@"; else printf '%s\n' "$@" | tac; fi
 }
+# Sets `request`: wrk's arguments for a peak target, its URL and the token the plugins need.
+target_request() {  # target
+  case $1 in
+    nginx) request=("http://127.0.0.1:$proxy_port/") ;;
+    gateway) request=("http://127.0.0.1:${gateway_port[plain]}/") ;;
+    gateway+jwt+ratelimit) request=("${auth[@]}" "http://127.0.0.1:${gateway_port[plugins]}/") ;;
+  esac
+}
 for round in $(seq 1 "$rounds"); do
   for target in $(in_round_order "$round" "${peak_targets[@]}"); do
-    case $target in
-      nginx) run_peak "nginx#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:$proxy_port/" ;;
-      gateway)
-        run_peak "gateway#$round" -t1 -c50 -d"${secs}s" "http://127.0.0.1:${gateway_port[plain]}/" ;;
-      gateway+jwt+ratelimit)
-        run_peak "gateway+jwt+ratelimit#$round" -t1 -c50 -d"${secs}s" "${auth[@]}" \
-          "http://127.0.0.1:${gateway_port[plugins]}/" ;;
-    esac
+    target_request "$target"
+    run_peak "$target#$round" -t1 -c50 -d"${secs}s" "${request[@]}"
   done
 done
 printf '%-26s %10s %9s %9s %8s %7s %9s %8s %8s\n' target req/s p50_us p99_us non2xx errors vs-nginx \
@@ -263,15 +265,15 @@ cgroup_dir_of() {  # pid
     echo "/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' "/proc/$1/cgroup")"
   fi
 }
-capped_peak() {  # label url [wrk args...]: wrk while the processes in cap_pids run capped
-  local label=$1 url=$2 pid
+capped_peak() {  # label wrk-args...: wrk while the processes in cap_pids run capped
+  local label=$1 pid
   local -A home
-  shift 2
+  shift
   for pid in "${cap_pids[@]}"; do
     home[$pid]=$(cgroup_dir_of "$pid")
     echo "$pid" >"$cap_dir/cgroup.procs"
   done
-  run_wrk "$label" -t1 -c50 -d"${secs}s" "$@" "$url"
+  run_wrk "$label" -t1 -c50 -d"${secs}s" "$@"
   for pid in "${cap_pids[@]}"; do echo "$pid" >"${home[$pid]}/cgroup.procs"; done
 }
 if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
@@ -283,17 +285,12 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
   for round in $(seq 1 "$rounds"); do
     for target in $(in_round_order "$round" "${peak_targets[@]}"); do
       case $target in
-        nginx)
-          cap_pids=("${nginx_pids[@]}")
-          capped_peak "capped:nginx#$round" "http://127.0.0.1:$proxy_port/" ;;
-        gateway)
-          cap_pids=("${gateway_pid[plain]}")
-          capped_peak "capped:gateway#$round" "http://127.0.0.1:${gateway_port[plain]}/" ;;
-        gateway+jwt+ratelimit)
-          cap_pids=("${gateway_pid[plugins]}")
-          capped_peak "capped:gateway+jwt+ratelimit#$round" \
-            "http://127.0.0.1:${gateway_port[plugins]}/" "${auth[@]}" ;;
+        nginx) cap_pids=("${nginx_pids[@]}") ;;
+        gateway) cap_pids=("${gateway_pid[plain]}") ;;
+        gateway+jwt+ratelimit) cap_pids=("${gateway_pid[plugins]}") ;;
       esac
+      target_request "$target"
+      capped_peak "capped:$target#$round" "${request[@]}"
     done
   done
   printf '%-34s %10s %8s %7s %9s\n' target req/s non2xx errors vs-nginx
