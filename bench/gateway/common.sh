@@ -54,6 +54,28 @@ start_upstream() {
   pids+=($!)
 }
 
+# Renders nginx-proxy.conf.in into RUN_DIR/proxy.conf (a directory of its own for each nginx
+# proxy: the pid file and error log are there) for a proxy on PORT in front of the upstream, with
+# ACCESS_LOG (off or a path). HEADERS `plain` adds nothing to what nginx forwards; `gateway` adds
+# what the gateway must add by API.md: X-Forwarded-For, -Proto and -Host and X-Request-ID on the
+# upstream request, X-Request-ID on the answer, and a W3C traceparent (its trace id nginx's
+# request id, its parent id fixed: nginx has no generator for it, and the bytes are what counts).
+render_nginx_proxy() {  # run-dir port access-log headers (plain|gateway)
+  local dir=$1 added=""
+  mkdir -p "$dir"
+  [[ $dir == "$work" ]] || cp "$work/temp-paths.conf" "$dir/"
+  if [[ $4 == gateway ]]; then
+    added='proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
+    added+=' proxy_set_header X-Forwarded-Proto $scheme;'
+    added+=' proxy_set_header X-Forwarded-Host $http_host;'
+    added+=' proxy_set_header X-Request-ID $request_id;'
+    added+=' proxy_set_header traceparent 00-$request_id-00f067aa0ba902b7-01;'
+    added+=' add_header X-Request-ID $request_id;'
+  fi
+  render "$here/nginx-proxy.conf.in" "$dir/proxy.conf" PORT="$2" UPSTREAM_PORT="$upstream_port" \
+    RUN_DIR="$dir" ACCESS_LOG="$3" ADDED_HEADERS="$added"
+}
+
 # An HS256 access token for the jwt plugin, valid for an hour.
 mint_token() {
   $python - <<'PY'

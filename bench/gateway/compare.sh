@@ -3,8 +3,9 @@
 #   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
 #      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
 #      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0.
-#      ROUNDS (default 3) rounds of the three proxies in turn, in reverse order in even rounds;
-#      ratios are taken within a round.
+#      ROUNDS (default 3) rounds of the proxies in turn, in reverse order in even rounds; ratios
+#      are taken within a round. nginx+headers is nginx adding the headers the gateway must add
+#      (X-Forwarded-*, X-Request-ID, traceparent): the same work, for reference, not a goal;
 #      With each run, the CPU time core 1 spent per request, in user space and in the kernel:
 #      when wrk and the upstream saturate core 0, req/s shows parity whatever the proxy costs;
 #   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
@@ -72,14 +73,24 @@ start_upstream
 wait_http "$upstream_port" "${pids[-1]}" "$work/upstream.out"
 expect_ok "http://127.0.0.1:$upstream_port/"
 
-proxy_port=$(free_port)
-render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" UPSTREAM_PORT="$upstream_port" \
-  RUN_DIR="$work" ACCESS_LOG="$access_log"
-taskset -c 1 $nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf" >"$work/proxy.out" 2>&1 &
-proxy_pid=$!
-pids+=("$proxy_pid")
-wait_http "$proxy_port" "$proxy_pid" "$work/proxy.out"
-expect_ok "http://127.0.0.1:$proxy_port/"
+# nginx as the issue's plain reverse proxy (the reference of every ratio), and nginx adding what
+# the gateway adds to each request and answer; each started with `start_nginx_proxy`, which sets
+# started_port and started_pid.
+start_nginx_proxy() {  # run-dir headers (plain|gateway)
+  started_port=$(free_port)
+  render_nginx_proxy "$1" "$started_port" "$access_log" "$2"
+  taskset -c 1 $nginx -p "$1" -e "$1/proxy-error.log" -c "$1/proxy.conf" >"$1/proxy.out" 2>&1 &
+  started_pid=$!
+  pids+=("$started_pid")
+  wait_http "$started_port" "$started_pid" "$1/proxy.out"
+  expect_ok "http://127.0.0.1:$started_port/"
+}
+start_nginx_proxy "$work" plain
+proxy_port=$started_port proxy_pid=$started_pid
+start_nginx_proxy "$work/headers" gateway
+headers_proxy_port=$started_port headers_proxy_pid=$started_pid
+[[ $(curl -s -D - -o /dev/null "http://127.0.0.1:$headers_proxy_port/") == *X-Request-ID:* ]] ||
+  { echo "nginx+headers answered without an X-Request-ID" >&2; exit 1; }
 
 # The gateway runs only once `serve --list-targets` lists it as built.
 gateway=0
@@ -140,17 +151,18 @@ run_peak() {  # label, wrk args...
     printf "%s %.1f %.1f\n", $1, ($4 - $2) / $8 * 1e6 / requests, ($5 - $3) / $8 * 1e6 / requests
   }' >>"$work/cpu"
 }
-# TARGET's figure in COLUMN of FILE against nginx's in the same round, one line per round; with
-# PREFIX, of the runs labelled PREFIX+target (PREFIX+nginx the reference).
-round_ratios() {  # target column file [prefix]
-  local round prefix=${4:-}
+# TARGET's figure in COLUMN of FILE against REFERENCE's (default nginx) in the same round, one
+# line per round; with PREFIX, of the runs labelled PREFIX+target (PREFIX+reference the
+# reference).
+round_ratios() {  # target column file [prefix [reference]]
+  local round prefix=${4:-} reference=${5:-nginx}
   for round in $(seq 1 "$rounds"); do
-    awk -v a="$(field "$prefix$1#$round" "$2" "$3")" -v b="$(field "${prefix}nginx#$round" "$2" "$3")" \
+    awk -v a="$(field "$prefix$1#$round" "$2" "$3")" -v b="$(field "$prefix$reference#$round" "$2" "$3")" \
       'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }'
   done
 }
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
-peak_targets=(nginx)
+peak_targets=(nginx nginx+headers)
 ((gateway)) && peak_targets+=(gateway gateway+jwt+ratelimit)
 # The targets, in the order a round runs them: reversed in even rounds. The machine's speed
 # drifts over minutes; in a fixed order the drift within a round would favour the same target in
@@ -164,6 +176,7 @@ in_round_order() {  # round targets...
 target_request() {  # target
   case $1 in
     nginx) request=("http://127.0.0.1:$proxy_port/") ;;
+    nginx+headers) request=("http://127.0.0.1:$headers_proxy_port/") ;;
     gateway) request=("http://127.0.0.1:${gateway_port[plain]}/") ;;
     gateway+jwt+ratelimit) request=("${auth[@]}" "http://127.0.0.1:${gateway_port[plugins]}/") ;;
   esac
@@ -218,8 +231,12 @@ if ((gateway)); then
       "$(round_ratios "$target" 2 "$work/results" | ratio_summary)" \
       "$p99_worse" "$rounds"
   done
+  printf '  %-24s %s (nginx doing what the gateway must do, against plain nginx)\n' nginx+headers \
+    "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
+  printf '  %-24s %s (against nginx+headers)\n' gateway \
+    "$(round_ratios gateway 2 "$work/results" "" nginx+headers | ratio_summary)"
   echo "core 1's time per request against nginx's in the same round (median; range):"
-  for target in gateway gateway+jwt+ratelimit; do
+  for target in nginx+headers gateway gateway+jwt+ratelimit; do
     printf '  %-24s user   %s\n' "$target" \
       "$(round_ratios "$target" 2 "$work/cpu" | ratio_summary)"
     printf '  %-24s kernel %s\n' "$target" \
@@ -282,10 +299,13 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
     "wrk -t1 -c50 ${secs}s, $rounds rounds =="
   mapfile -t nginx_workers < <(pgrep -P "$proxy_pid")
   nginx_pids=("$proxy_pid" "${nginx_workers[@]}")
+  mapfile -t nginx_workers < <(pgrep -P "$headers_proxy_pid")
+  headers_nginx_pids=("$headers_proxy_pid" "${nginx_workers[@]}")
   for round in $(seq 1 "$rounds"); do
     for target in $(in_round_order "$round" "${peak_targets[@]}"); do
       case $target in
         nginx) cap_pids=("${nginx_pids[@]}") ;;
+        nginx+headers) cap_pids=("${headers_nginx_pids[@]}") ;;
         gateway) cap_pids=("${gateway_pid[plain]}") ;;
         gateway+jwt+ratelimit) cap_pids=("${gateway_pid[plugins]}") ;;
       esac
@@ -295,16 +315,18 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
   done
   printf '%-34s %10s %8s %7s %9s\n' target req/s non2xx errors vs-nginx
   for round in $(seq 1 "$rounds"); do
-    for target in nginx gateway gateway+jwt+ratelimit; do
+    for target in "${peak_targets[@]}"; do
       awk -v l="capped:$target#$round" -v n="$(field "capped:nginx#$round" 2)" '$1 == l {
         printf "%-34s %10d %8d %7d %8.2fx\n", $1, $2, $5, $6, (n > 0 ? $2 / n : 0) }' "$work/results"
     done
   done
   echo "ratios within rounds (median; range):"
-  for target in gateway gateway+jwt+ratelimit; do
+  for target in nginx+headers gateway gateway+jwt+ratelimit; do
     printf '  %-24s %s\n' "$target" \
       "$(round_ratios "$target" 2 "$work/results" capped: | ratio_summary)"
   done
+  printf '  %-24s %s (against nginx+headers)\n' gateway \
+    "$(round_ratios gateway 2 "$work/results" capped: nginx+headers | ratio_summary)"
 elif [[ ${CAPPED:-0} == 1 ]]; then
   echo
   if ((gateway)); then

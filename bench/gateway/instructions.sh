@@ -3,7 +3,9 @@
 # the same plain reverse proxy) runs under valgrind on core 1 while wrk -t1 -c50 loads it from
 # core 0 for SECS; the count covers only that window (after a warm-up). Deterministic to about
 # 1%, where req/s on a shared VM moves by 20%: the figure to compare two builds of a hot path.
-# Usage: bench/gateway/instructions.sh [gateway|plugins|nginx] [seconds]   (make build first)
+# Usage: bench/gateway/instructions.sh [gateway|plugins|nginx|nginx+headers] [seconds]
+# (make build first; nginx+headers is nginx adding the headers the gateway must add, see
+# render_nginx_proxy in common.sh)
 # Prints the requests served, the instructions counted and their quotient; with TOP=N also the
 # N functions with the most instructions of their own. With KEEP=FILE the callgrind profile is
 # copied to FILE, for callgrind_annotate --inclusive=yes or kcachegrind. CACHE_SIM=1 simulates
@@ -22,8 +24,8 @@ for tool in valgrind callgrind_control callgrind_annotate wrk taskset curl; do
   command -v "$tool" >/dev/null || { echo "$tool missing: scripts/bootstrap" >&2; exit 2; }
 done
 [[ -x $nginx ]] || { echo "nginx missing: scripts/bootstrap (package nginx-light)" >&2; exit 2; }
-[[ $target == nginx || -x $aether ]] || { echo "build first: make build (no $aether)" >&2; exit 2; }
-case $target in gateway | plugins | nginx) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
+[[ $target == nginx* || -x $aether ]] || { echo "build first: make build (no $aether)" >&2; exit 2; }
+case $target in gateway | plugins | nginx | nginx+headers) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
 [[ $target != plugins ]] || $python -c 'import jwt' 2>/dev/null ||
   { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
 
@@ -33,11 +35,12 @@ proxy_port=$(free_port)
 
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
 [[ ${CACHE_SIM:-0} != 1 ]] || callgrind+=(--cache-sim=yes)
-if [[ $target == nginx ]]; then
+if [[ $target == nginx* ]]; then
   auth=()
+  headers=plain
+  [[ $target == nginx+headers ]] && headers=gateway
   # One process: the worker is the one measured.
-  render "$here/nginx-proxy.conf.in" "$work/proxy.conf" PORT="$proxy_port" \
-    UPSTREAM_PORT="$upstream_port" RUN_DIR="$work" ACCESS_LOG=off
+  render_nginx_proxy "$work" "$proxy_port" off "$headers"
   sed -i 's|^daemon off;|daemon off;\nmaster_process off;|' "$work/proxy.conf"
   taskset -c 1 "${callgrind[@]}" "$nginx" -p "$work" -e "$work/proxy-error.log" \
     -c "$work/proxy.conf" >/dev/null 2>"$work/proxy.err" &
