@@ -62,6 +62,34 @@ def test_state_survives_a_restart(factory):
     assert response.status_code == 200, response.text
 
 
+def process_cpu_seconds(pid):
+    # utime and stime, fields 14 and 15 of /proc/PID/stat (after the command in parentheses).
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_busy_polling_serves_and_sleeps_once_idle(factory):
+    dep = factory(env={"AETHER_HTTP_IO_THREADS": "1", "AETHER_HTTP_BUSY_POLL_US": "10000"})
+    assert '"busy_poll_us":10000' in dep.server.log()
+    session = requests.Session()
+    for _ in range(300):
+        assert session.get(dep.url("/health"), timeout=10).status_code == 200
+    time.sleep(0.5)
+    before = process_cpu_seconds(dep.server.process.pid)
+    time.sleep(2)
+    # Polling without sleeping would take the 2 s whole.
+    assert process_cpu_seconds(dep.server.process.pid) - before < 0.3
+    assert dep.server.terminate(timeout=30) == 0, dep.server.log()[-2000:]
+
+
+def test_busy_polling_with_several_io_threads_is_refused_with_a_warning(factory):
+    dep = factory(env={"AETHER_HTTP_IO_THREADS": "2", "AETHER_HTTP_BUSY_POLL_US": "50"})
+    assert requests.get(dep.url("/health"), timeout=10).status_code == 200
+    log = dep.server.log()
+    assert "http.busy_poll_us applies to one IO thread only; not polling" in log
+    assert '"busy_poll_us":0' in log
+
+
 # ---------------------------------------------------------------- CLI
 
 

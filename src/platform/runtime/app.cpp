@@ -31,6 +31,7 @@
 #include "platform/http/router.h"
 #include "platform/http/server.h"
 #include "platform/runtime/blocking_pool.h"
+#include "platform/runtime/busy_poll.h"
 #include "platform/runtime/module.h"
 #include "platform/runtime/process_bus.h"
 #include "platform/sql/database.h"
@@ -286,6 +287,11 @@ void add_openapi_route(http::Router& router, const std::string& service) {
 void declare_platform_config(config::Schema& schema) {
     schema.add({"http.io_threads", Kind::Int, "0", "IO threads; 0 = the cores available",
                 config::int_range(0, 256)});
+    schema.add({"http.busy_poll_us", Kind::Int, "0",
+                "Longest an idle IO thread polls for work before it sleeps, in microseconds "
+                "(adapted to the traffic); saves wake-ups on virtual machines for CPU time; "
+                "0 = off; only with one IO thread",
+                config::int_range(0, 10'000)});
     schema.add({"http.max_body_bytes", Kind::Int, "1048576", "Largest request body accepted",
                 config::int_range(1024, 1 << 30)});
     schema.add({"http.max_header_bytes", Kind::Int, "16384", "Largest request header block",
@@ -506,6 +512,7 @@ struct Runtime::State {
     Modules modules;
     std::string service;
     std::size_t io_threads = 1;
+    std::chrono::microseconds busy_poll{0};
     std::unique_ptr<BlockingPool> pool;
     std::unique_ptr<BlockingPool> hashing_pool;
     std::unique_ptr<asio::io_context> io;
@@ -598,6 +605,12 @@ Expected<std::unique_ptr<Runtime>, std::vector<std::string>> Runtime::prepare(
     std::size_t cores = available_cores();
     state->io_threads = static_cast<std::size_t>(config.get_int("http.io_threads"));
     if (state->io_threads == 0) state->io_threads = cores;
+    state->busy_poll = std::chrono::microseconds(config.get_int("http.busy_poll_us"));
+    if (state->busy_poll.count() > 0 && state->io_threads > 1) {
+        telemetry::log_warn("http.busy_poll_us applies to one IO thread only; not polling",
+                            {{"io_threads", static_cast<std::int64_t>(state->io_threads)}});
+        state->busy_poll = std::chrono::microseconds(0);
+    }
     auto blocking_threads = static_cast<std::size_t>(config.get_int("blocking.threads"));
     if (blocking_threads == 0) blocking_threads = cores;
     state->pool = std::make_unique<BlockingPool>(
@@ -751,11 +764,16 @@ int Runtime::serve() {
                         {{"url", url},
                          {"target", state.options.target},
                          {"io_threads", static_cast<std::int64_t>(state.io_threads)},
+                         {"busy_poll_us", static_cast<std::int64_t>(state.busy_poll.count())},
                          {"blocking_threads", static_cast<std::int64_t>(state.pool->threads())}});
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < state.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
-    io.run();
+    if (state.busy_poll.count() > 0) {
+        run_busy_polling(io, state.busy_poll);
+    } else {
+        io.run();
+    }
     for (auto& thread : threads) thread.join();
     telemetry::log_info("stopped", {});
     return 0;
