@@ -31,15 +31,16 @@ unit: build-asan
 	@ctest --preset asan -j $(JOBS)
 
 # The suites whose code runs on several threads at once, again under ThreadSanitizer: the
-# blocking pool, the SQL pools and committer (SQLite and PostgreSQL), the bus and its outbox, and
-# the HTTP reads that hand readiness to the reactor. Suppressions: tests/tsan-suppressions.txt.
+# blocking pool, the IO thread's busy polling, the SQL pools and committer (SQLite and
+# PostgreSQL), the bus and its outbox, and the HTTP reads that hand readiness to the reactor.
+# Suppressions: tests/tsan-suppressions.txt.
 TSAN_TARGETS := platform_runtime_test platform_sql_test platform_bus_test \
   platform_http_draining_read_test
 unit-tsan: bootstrap
 	@cmake --preset tsan -DAETHER_BUILD_BENCH=OFF >/dev/null
 	@cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	@ctest --preset tsan -j $(JOBS) \
-	  -R '^(platform_sql_test|platform_bus_test|BlockingPool\.|DrainingRead(Stress)?Test\.)'
+	  -R '^(platform_sql_test|platform_bus_test|BlockingPool\.|BusyPollingTest\.|DrainingRead(Stress)?Test\.)'
 
 # Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the
 # security suite runs again all-in-one, behind the gateway's edge, where it must behave the same.

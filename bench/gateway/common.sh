@@ -102,7 +102,8 @@ select_variant() {  # target
 # Starts the gateway on core 1 with gateway-VARIANT.yaml.in in front of the upstream, listening
 # on PORT, its stderr in LOG, run through WRAPPER... if given (valgrind, env LD_PRELOAD=...).
 # Sets launched_pid. Only the AETHER_* variables meant here reach it (unknown ones are
-# configuration errors); LOG_ACCESS=true turns its access log on.
+# configuration errors); LOG_ACCESS=true turns its access log on, BUSY_POLL_US=N its busy
+# polling (http.busy_poll_us; off by default, as in the gateway).
 launch_gateway() {  # variant port log [wrapper...]
   local variant=$1 port=$2 log=$3
   shift 3
@@ -113,6 +114,7 @@ launch_gateway() {  # variant port log [wrapper...]
     AETHER_LOG_ACCESS="${LOG_ACCESS:-false}" \
     AETHER_HTTP_IO_THREADS=1 \
     AETHER_BLOCKING_THREADS=1 \
+    AETHER_HTTP_BUSY_POLL_US="${BUSY_POLL_US:-0}" \
     taskset -c 1 "$@" "$aether" serve --target=gateway --listen "127.0.0.1:$port" \
     --data-dir "$work/data-$variant" >/dev/null 2>"$log" &
   launched_pid=$!

@@ -16,7 +16,8 @@
 # quota, so that the proxy is the bottleneck (root only).
 # Usage: bench/gateway/compare.sh [seconds-per-scenario]   (run `make build` first)
 # ACCESS_LOG=1 makes both proxies write one access line per request (to /dev/null); the default
-# compares both without one.
+# compares both without one. BUSY_POLL_US=N runs the gateway with http.busy_poll_us=N (off by
+# default): a setting nginx has no counterpart of, so the goals are read without it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-8}
