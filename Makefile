@@ -32,15 +32,16 @@ unit: build-asan
 
 # The suites whose code runs on several threads at once, again under ThreadSanitizer: the
 # blocking pool, the IO thread's busy polling, the SQL pools and committer (SQLite and
-# PostgreSQL), the bus and its outbox, and the HTTP reads that hand readiness to the reactor.
-# Suppressions: tests/tsan-suppressions.txt.
+# PostgreSQL), the bus and its outbox, the HTTP reads that hand readiness to the reactor, and
+# what the IO threads share: the local rate counter, the verified-token cache, metrics, the log
+# and trace ids. Suppressions: tests/tsan-suppressions.txt.
 TSAN_TARGETS := platform_runtime_test platform_sql_test platform_bus_test \
-  platform_http_draining_read_test
+  platform_http_draining_read_test platform_cache_test platform_auth_test platform_telemetry_test
 unit-tsan: bootstrap
 	@cmake --preset tsan -DAETHER_BUILD_BENCH=OFF >/dev/null
 	@cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	@ctest --preset tsan -j $(JOBS) \
-	  -R '^(platform_sql_test|platform_bus_test|BlockingPool\.|BusyPollingTest\.|DrainingRead(Stress)?Test\.)'
+	  -R '^(platform_sql_test|platform_bus_test|BlockingPool\.|BusyPollingTest\.|DrainingRead(Stress)?Test\.|LocalRateCounter\.|JwtCache\.|Metrics\.|Log\.|Trace\.)'
 
 # Integration tests drive the release binary over HTTP, on SQLite and PostgreSQL; the
 # security suite runs again all-in-one, behind the gateway's edge, where it must behave the same.
