@@ -236,6 +236,10 @@ if ((gateway)); then
     "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
   printf '  %-24s %s (against nginx+headers)\n' gateway \
     "$(round_ratios gateway 2 "$work/results" "" nginx+headers | ratio_summary)"
+  echo "p99 against nginx's in the same round (median; range):"
+  for target in gateway gateway+jwt+ratelimit; do
+    printf '  %-24s %s\n' "$target" "$(round_ratios "$target" 4 "$work/results" | ratio_summary)"
+  done
   echo "core 1's time per request against nginx's in the same round (median; range):"
   for target in nginx+headers gateway gateway+jwt+ratelimit; do
     printf '  %-24s user   %s\n' "$target" \
