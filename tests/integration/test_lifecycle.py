@@ -74,6 +74,14 @@ def test_busy_polling_serves_and_sleeps_once_idle(factory):
     session = requests.Session()
     for _ in range(300):
         assert session.get(dep.url("/health"), timeout=10).status_code == 200
+    metrics = session.get(dep.url("/metrics"), timeout=10).text
+    spells = {name: float(value) for name, value in re.findall(
+        r"^(http_io_idle_spells_(?:caught|waited)_total) (\S+)$", metrics, re.M)}
+    assert set(spells) == {"http_io_idle_spells_caught_total", "http_io_idle_spells_waited_total"}
+    # Most requests begin an idle spell (the client waits for each answer), and with gaps of a
+    # millisecond or so a 10 ms window catches most of them.
+    assert sum(spells.values()) >= 150, spells
+    assert spells["http_io_idle_spells_caught_total"] > spells["http_io_idle_spells_waited_total"]
     time.sleep(0.5)
     before = process_cpu_seconds(dep.server.process.pid)
     time.sleep(2)

@@ -513,6 +513,7 @@ struct Runtime::State {
     std::string service;
     std::size_t io_threads = 1;
     std::chrono::microseconds busy_poll{0};
+    IdleSpellCounts idle_spells;  // of the busy-polling IO thread
     std::unique_ptr<BlockingPool> pool;
     std::unique_ptr<BlockingPool> hashing_pool;
     std::unique_ptr<asio::io_context> io;
@@ -524,6 +525,8 @@ struct Runtime::State {
     ~State() {
         telemetry::default_registry().remove_callback("blocking_pool_queued_jobs");
         telemetry::default_registry().remove_callback("hashing_pool_queued_jobs");
+        telemetry::default_registry().remove_callback("http_io_idle_spells_caught_total");
+        telemetry::default_registry().remove_callback("http_io_idle_spells_waited_total");
         if (context) context->close_databases();
         if (pool) pool->stop();
         if (hashing_pool) hashing_pool->stop();
@@ -770,7 +773,18 @@ int Runtime::serve() {
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < state.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
     if (state.busy_poll.count() > 0) {
-        run_busy_polling(io, state.busy_poll);
+        // Whether polling pays: the share of idle spells it ends without a wake-up.
+        auto& registry = telemetry::default_registry();
+        auto& spells = state.idle_spells;
+        registry.counter_callback(
+            "http_io_idle_spells_caught_total",
+            "Idle spells of the busy-polling IO thread that ended with work found while polling.",
+            [&spells] { return static_cast<double>(spells.caught.load()); });
+        registry.counter_callback(
+            "http_io_idle_spells_waited_total",
+            "Idle spells of the busy-polling IO thread that ended in a wait in the kernel.",
+            [&spells] { return static_cast<double>(spells.waited.load()); });
+        run_busy_polling(io, state.busy_poll, spells);
     } else {
         io.run();
     }

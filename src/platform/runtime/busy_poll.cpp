@@ -17,7 +17,8 @@ void PollWindow::idle_ended(std::chrono::nanoseconds idle) {
     current_ = std::clamp(current_ * 2, std::min(kFirst, longest_), longest_);
 }
 
-void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds longest) {
+void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds longest,
+                      IdleSpellCounts& counts) {
     using Clock = std::chrono::steady_clock;
     PollWindow window(longest);
     for (;;) {
@@ -31,7 +32,11 @@ void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds lon
             caught = io.poll() > 0;
             if (io.stopped()) return;
         }
-        if (caught) continue;
+        if (caught) {
+            counts.caught.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        counts.waited.fetch_add(1, std::memory_order_relaxed);
         // The length includes the one handler run_one runs: short, on an IO thread.
         if (io.run_one() == 0) return;
         window.idle_ended(Clock::now() - idle_since);

@@ -12,8 +12,10 @@
 // that lasted longer shrinks it. Sparse traffic thus costs no polling after a few spells.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
 
 namespace aether::platform::runtime {
 
@@ -36,11 +38,19 @@ class PollWindow {
     std::chrono::nanoseconds current_{0};
 };
 
+// How the idle spells of a busy-polling thread ended: with work found while polling, or in a
+// wait in the kernel (the polling window closed or too short). Read from any thread.
+struct IdleSpellCounts {
+    std::atomic<std::uint64_t> caught{0};
+    std::atomic<std::uint64_t> waited{0};
+};
+
 // Runs `io` like io.run() on the calling thread, but polls for up to the window of a PollWindow
-// with `longest` before it sleeps. Between polls it yields the core, so that anything else
-// waiting for it there (an upstream on the same core) runs first. Returns when `io` stops or
-// runs out of work. Only for an io_context run by this one thread: while a thread sleeps in the
-// reactor, other threads' polls cannot see its sockets.
-void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds longest);
+// with `longest` before it sleeps, counting in `counts` how each idle spell ended. Between polls
+// it yields the core, so that anything else waiting for it there (an upstream on the same core)
+// runs first. Returns when `io` stops or runs out of work. Only for an io_context run by this
+// one thread: while a thread sleeps in the reactor, other threads' polls cannot see its sockets.
+void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds longest,
+                      IdleSpellCounts& counts);
 
 }  // namespace aether::platform::runtime
