@@ -135,7 +135,9 @@ class HttpClient {
     // connection when the method is idempotent.
     boost::asio::awaitable<Expected<ClientResponse, ClientError>> send(ClientRequest request);
     // The same exchange, returning as soon as the response head has arrived. Retries like
-    // send(); a failure while reading the body is reported by the body source.
+    // send(); a failure while reading the body is reported by the body source. Unlike send(),
+    // it prepares the request (the client's origin table and pools) when called, before the
+    // result is awaited: call it on the thread or strand the client belongs to.
     boost::asio::awaitable<Expected<StreamedResponse, ClientError>> send_streamed(
         ClientRequest request);
 

@@ -28,6 +28,7 @@
 #include "platform/http/client.h"
 #include "platform/http/pipeline.h"
 #include "platform/json/envelope.h"
+#include "platform/shared_slot.h"
 #include "platform/telemetry/log.h"
 #include "platform/telemetry/metrics.h"
 #include "services/gateway/jwks_cache.h"
@@ -362,9 +363,18 @@ class UpstreamClient {
     }
 
   private:
+    // HttpClient::send_streamed prepares the request, with the client's origin table and pools,
+    // when it is called: it must be called on the strand, so from inside a coroutine spawned
+    // there, not before.
+    static asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>>
+    send_streamed_here(std::shared_ptr<http::HttpClient> client, http::ClientRequest request) {
+        co_return co_await client->send_streamed(std::move(request));
+    }
+
     asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>>
     send_streamed_on_strand(http::ClientRequest request) {
-        auto result = co_await on_strand(executor_, client_->send_streamed(std::move(request)));
+        auto result =
+            co_await on_strand(executor_, send_streamed_here(client_, std::move(request)));
         if (result && result->body) {
             result->body = std::make_shared<StrandBody>(std::move(result->body), executor_);
         }
@@ -562,7 +572,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Gateway::Impl> {
     std::unique_ptr<cache::RedisRateCounter> redis_counter;
     std::unique_ptr<cache::LocalRateCounter> fallback_local;
     std::unique_ptr<cache::FallbackRateCounter> fallback_counter;
-    std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+    platform::SharedSlot<const Snapshot> snapshot;
     std::mutex reload_mutex;
     struct FileStamp {
         std::int64_t mtime_ns = 0;
