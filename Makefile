@@ -58,8 +58,9 @@ integration-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 \
 	  AETHER_BIN=build/asan/aether AETHER_EXPECT_ALLOCATOR=system tests/run-integration
 
-# The gateway's suites (and the attacks on the edge) against the ThreadSanitizer binary, with
-# one IO thread per core: a data race between IO threads fails them (tests/run-integration-tsan).
+# The gateway's suites (and the attacks on the edge) against the ThreadSanitizer binary, with two
+# IO threads (as the suites run every target): a data race between them fails the run
+# (tests/run-integration-tsan).
 integration-tsan: bootstrap
 	@cmake --preset tsan -DAETHER_BUILD_BENCH=OFF >/dev/null
 	@cmake --build --preset tsan -j $(JOBS) --target aether

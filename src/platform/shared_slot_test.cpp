@@ -1,8 +1,11 @@
+// SharedSlot: loads and replacements, values kept by readers, and concurrent use.
 #include "platform/shared_slot.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -27,6 +30,32 @@ TEST(SharedSlotTest, AReaderKeepsWhatItLoadedAfterAReplacement) {
     EXPECT_EQ(*held, 1);
     held.reset();
     EXPECT_TRUE(watch.expired()) << "the slot no longer holds the replaced value";
+}
+
+// A value whose destructor loads from the slot on another thread, as a snapshot's teardown
+// might reach code that reads the current configuration.
+struct LoadsWhenDestroyed {
+    std::shared_ptr<SharedSlot<const LoadsWhenDestroyed>> slot;
+    std::shared_ptr<std::atomic<bool>> loaded_in_time;
+    ~LoadsWhenDestroyed() {
+        if (!slot) return;
+        auto done = std::make_shared<std::promise<void>>();
+        auto finished = done->get_future();
+        // Detached: if the slot still held its lock, the load would wait for this destructor.
+        std::thread([slot = slot, done] {
+            (void)slot->load();
+            done->set_value();
+        }).detach();
+        *loaded_in_time = finished.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    }
+};
+
+TEST(SharedSlotTest, TheReplacedValueIsReleasedAfterTheLockIsDropped) {
+    auto slot = std::make_shared<SharedSlot<const LoadsWhenDestroyed>>();
+    auto loaded_in_time = std::make_shared<std::atomic<bool>>(false);
+    slot->store(std::make_shared<const LoadsWhenDestroyed>(slot, loaded_in_time));
+    slot->store(nullptr);
+    EXPECT_TRUE(loaded_in_time->load());
 }
 
 // A value's fields are written before it is stored; readers on other threads must see them

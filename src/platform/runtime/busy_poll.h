@@ -19,11 +19,13 @@
 
 namespace aether::platform::runtime {
 
+namespace detail {
+
 class PollWindow {
   public:
     // The window a growing one starts from (KVM's halt_poll_ns_grow_start), or the longest
     // window if shorter.
-    static constexpr std::chrono::nanoseconds kFirst = std::chrono::microseconds(10);
+    static constexpr std::chrono::nanoseconds kGrowStart = std::chrono::microseconds(10);
 
     explicit PollWindow(std::chrono::nanoseconds longest) : longest_(longest) {}
 
@@ -38,6 +40,8 @@ class PollWindow {
     std::chrono::nanoseconds current_{0};
 };
 
+}  // namespace detail
+
 // How the idle spells of a busy-polling thread ended: with work found while polling, or in a
 // wait in the kernel (the polling window closed or too short). Read from any thread.
 struct IdleSpellCounts {
@@ -46,7 +50,9 @@ struct IdleSpellCounts {
 };
 
 // Runs `io` like io.run() on the calling thread, but polls for up to the window of a PollWindow
-// with `longest` before it sleeps, counting in `counts` how each idle spell ended. Between polls
+// with `longest` before it sleeps, counting in `counts` how each idle spell ended. A spell that
+// ends in a wait is measured with the handler that ends it, so leave a handler's length of
+// headroom in `longest`. Between polls
 // it yields the core, so that anything else waiting for it there (an upstream on the same core)
 // runs first. Returns when `io` stops or runs out of work. Only for an io_context run by this
 // one thread: while a thread sleeps in the reactor, other threads' polls cannot see its sockets.

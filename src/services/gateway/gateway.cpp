@@ -367,14 +367,15 @@ class UpstreamClient {
     // when it is called: it must be called on the strand, so from inside a coroutine spawned
     // there, not before.
     static asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>>
-    send_streamed_here(std::shared_ptr<http::HttpClient> client, http::ClientRequest request) {
+    send_streamed_when_resumed(std::shared_ptr<http::HttpClient> client,
+                               http::ClientRequest request) {
         co_return co_await client->send_streamed(std::move(request));
     }
 
     asio::awaitable<platform::Expected<http::StreamedResponse, http::ClientError>>
     send_streamed_on_strand(http::ClientRequest request) {
         auto result =
-            co_await on_strand(executor_, send_streamed_here(client_, std::move(request)));
+            co_await on_strand(executor_, send_streamed_when_resumed(client_, std::move(request)));
         if (result && result->body) {
             result->body = std::make_shared<StrandBody>(std::move(result->body), executor_);
         }
