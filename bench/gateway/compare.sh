@@ -302,10 +302,9 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
   echo
   echo "== 1b. each proxy held to half of core 1 (cgroup CPU quota 5 ms per 10 ms):" \
     "wrk -t1 -c50 ${secs}s, $rounds rounds =="
-  mapfile -t nginx_workers < <(pgrep -P "$proxy_pid")
-  nginx_pids=("$proxy_pid" "${nginx_workers[@]}")
-  mapfile -t nginx_workers < <(pgrep -P "$headers_proxy_pid")
-  headers_nginx_pids=("$headers_proxy_pid" "${nginx_workers[@]}")
+  nginx_and_workers() { echo "$1"; pgrep -P "$1"; }  # master-pid
+  mapfile -t nginx_pids < <(nginx_and_workers "$proxy_pid")
+  mapfile -t headers_nginx_pids < <(nginx_and_workers "$headers_proxy_pid")
   for round in $(seq 1 "$rounds"); do
     for target in $(in_round_order "$round" "${peak_targets[@]}"); do
       case $target in

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <initializer_list>
 #include <thread>
 #include <utility>
 
@@ -22,6 +23,15 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 
+// Ends idle spells of the given lengths in turn, checking the window after each.
+void expect_windows(PollWindow& window,
+                    std::initializer_list<std::pair<nanoseconds, nanoseconds>> spells_and_windows) {
+    for (const auto& [idle, expected] : spells_and_windows) {
+        window.idle_ended(idle);
+        EXPECT_EQ(window.current(), expected) << "after an idle spell of " << idle.count() << " ns";
+    }
+}
+
 TEST(PollWindowTest, StartsClosed) {
     PollWindow window(microseconds(50));
     EXPECT_EQ(window.current(), nanoseconds(0));
@@ -29,57 +39,40 @@ TEST(PollWindowTest, StartsClosed) {
 
 TEST(PollWindowTest, ShortIdleSpellsGrowItFromTheFirstStepToTheLongest) {
     PollWindow window(microseconds(50));
-    window.idle_ended(microseconds(30));
-    EXPECT_EQ(window.current(), microseconds(10));
-    window.idle_ended(microseconds(30));
-    EXPECT_EQ(window.current(), microseconds(20));
-    window.idle_ended(microseconds(30));
-    EXPECT_EQ(window.current(), microseconds(40));
-    window.idle_ended(microseconds(45));
-    EXPECT_EQ(window.current(), microseconds(50));
-    window.idle_ended(microseconds(50));
-    EXPECT_EQ(window.current(), microseconds(50));
+    expect_windows(window, {{microseconds(30), microseconds(10)},
+                            {microseconds(30), microseconds(20)},
+                            {microseconds(30), microseconds(40)},
+                            {microseconds(45), microseconds(50)},
+                            {microseconds(50), microseconds(50)}});
 }
 
 TEST(PollWindowTest, AnIdleSpellWithinTheWindowLeavesIt) {
     PollWindow window(microseconds(50));
-    window.idle_ended(microseconds(30));
-    window.idle_ended(microseconds(30));
-    ASSERT_EQ(window.current(), microseconds(20));
-    window.idle_ended(microseconds(20));
-    window.idle_ended(microseconds(5));
-    EXPECT_EQ(window.current(), microseconds(20));
+    expect_windows(window, {{microseconds(30), microseconds(10)},
+                            {microseconds(30), microseconds(20)},
+                            {microseconds(20), microseconds(20)},
+                            {microseconds(5), microseconds(20)}});
 }
 
 TEST(PollWindowTest, LongIdleSpellsHalveItUntilItCloses) {
     PollWindow window(microseconds(80));
     for (int i = 0; i < 4; ++i) window.idle_ended(microseconds(70));
     ASSERT_EQ(window.current(), microseconds(80));
-    window.idle_ended(milliseconds(250));
-    EXPECT_EQ(window.current(), microseconds(40));
-    window.idle_ended(milliseconds(250));
-    EXPECT_EQ(window.current(), microseconds(20));
-    window.idle_ended(milliseconds(250));
-    EXPECT_EQ(window.current(), microseconds(10));
-    window.idle_ended(milliseconds(250));
-    EXPECT_EQ(window.current(), nanoseconds(0));
-    window.idle_ended(milliseconds(250));
-    EXPECT_EQ(window.current(), nanoseconds(0));
+    expect_windows(window, {{milliseconds(250), microseconds(40)},
+                            {milliseconds(250), microseconds(20)},
+                            {milliseconds(250), microseconds(10)},
+                            {milliseconds(250), nanoseconds(0)},
+                            {milliseconds(250), nanoseconds(0)}});
 }
 
 TEST(PollWindowTest, ALongestWindowBelowTheFirstStepIsTheWholeWindow) {
     PollWindow window(microseconds(4));
-    window.idle_ended(microseconds(3));
-    EXPECT_EQ(window.current(), microseconds(4));
-    window.idle_ended(microseconds(5));
-    EXPECT_EQ(window.current(), nanoseconds(0));
+    expect_windows(window, {{microseconds(3), microseconds(4)}, {microseconds(5), nanoseconds(0)}});
 }
 
 TEST(PollWindowTest, NoLongestWindowNeverPolls) {
     PollWindow window(nanoseconds(0));
-    window.idle_ended(nanoseconds(0));
-    window.idle_ended(microseconds(1));
-    EXPECT_EQ(window.current(), nanoseconds(0));
+    expect_windows(window, {{nanoseconds(0), nanoseconds(0)}, {microseconds(1), nanoseconds(0)}});
 }
 
 // The loop runs handlers posted from another thread while it polls and while it sleeps, and
