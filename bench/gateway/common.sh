@@ -43,13 +43,13 @@ write_temp_paths() {
   } >"$work/temp-paths.conf"
 }
 
-# The upstream every target proxies to: nginx answering a fixed JSON, on core 0. Sets
-# upstream_port; its output goes to $work/upstream.out.
+# The upstream every target proxies to: nginx answering a fixed JSON, on core $upstream_core
+# (0 unless the caller sets it). Sets upstream_port; its output goes to $work/upstream.out.
 start_upstream() {
   write_temp_paths
   upstream_port=$(free_port)
   render "$here/nginx-upstream.conf.in" "$work/upstream.conf" PORT="$upstream_port" RUN_DIR="$work"
-  taskset -c 0 $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
+  taskset -c "${upstream_core:-0}" $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
     >"$work/upstream.out" 2>&1 &
   pids+=($!)
 }

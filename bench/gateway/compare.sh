@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The gateway against nginx as a plain reverse proxy, as issue #3 measures it:
-#   1. peak: wrk -t1 -c50 on core 0 against the upstream directly, nginx (proxy_pass, keep-alive
-#      upstream) on core 1, and `aether serve --target=gateway` on core 1, without and with
-#      jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, on core 0.
+#   1. peak: wrk -t1 -c50 alone on core 0 against the upstream directly, nginx (proxy_pass,
+#      keep-alive upstream) on core 1, and `aether serve --target=gateway` on core 1, without and
+#      with jwt + rate-limiting (local); the upstream is nginx returning a fixed JSON, beside the
+#      proxy on core 1 (UPSTREAM_CORE=0: beside wrk on core 0).
 #      ROUNDS (default 3) rounds of the proxies in turn, in reverse order in even rounds; ratios
 #      are taken within a round. nginx+headers is nginx adding the headers the gateway must add
 #      (X-Forwarded-*, X-Request-ID, traceparent): the same work, for reference, not a goal;
-#      With each run, the CPU time core 1 spent per request, in user space and in the kernel:
-#      when wrk and the upstream saturate core 0, req/s shows parity whatever the proxy costs;
+#      With each run, the CPU time core 1 spent per request, in user space and in the kernel;
+#      with UPSTREAM_CORE=0, when wrk and the upstream saturate core 0, req/s shows parity
+#      whatever the proxy costs, and these show what it costs;
 #   2. added latency at about half of peak: wrk -t1 -cN, N calibrated so the gateway (nginx while
 #      there is no gateway) runs near half its peak, against the upstream directly and through
 #      each proxy; added = p99(proxy) - p99(direct);
@@ -35,6 +37,22 @@ done
 $python -c 'import jwt' 2>/dev/null || { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
 (( $(nproc) >= 2 )) || { echo "needs 2 cores (wrk on core 0, the proxy on core 1)" >&2; exit 2; }
 
+# Where the upstream runs: beside the proxy on core 1 (default), so that wrk has core 0 to itself
+# and the proxy's core is the one that saturates; or beside wrk on core 0 (UPSTREAM_CORE=0, the
+# layout of the rounds before 2026-11-30), where wrk and the upstream saturate core 0 first.
+upstream_core=${UPSTREAM_CORE:-1}
+[[ $upstream_core == [01] ]] || { echo "UPSTREAM_CORE is 0 or 1, not '$upstream_core'" >&2; exit 2; }
+# PEAK_TARGETS="nginx gateway" runs only those two in the peak rounds: more rounds in the same
+# time, each pair closer together. nginx is every ratio's reference, and the gateway section 2's.
+if [[ -n ${PEAK_TARGETS:-} ]]; then
+  for target in $PEAK_TARGETS; do
+    [[ $target == @(nginx|gateway|nginx+headers|gateway+jwt+ratelimit) ]] ||
+      { echo "PEAK_TARGETS: no peak target '$target'" >&2; exit 2; }
+  done
+  for required in nginx gateway; do
+    [[ " $PEAK_TARGETS " == *" $required "* ]] || { echo "PEAK_TARGETS must include $required" >&2; exit 2; }
+  done
+fi
 source "$here/common.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -128,7 +146,7 @@ fi
 
 echo
 rounds=${ROUNDS:-3}
-echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core 0;" \
+echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core $upstream_core;" \
   "$rounds rounds, each target in turn within a round, reversed in even rounds =="
 # A ratio is taken between runs of the same round, seconds apart: the load of the machine's
 # neighbours, which moves nginx's own rate by a third over minutes, then enters both sides.
@@ -136,11 +154,11 @@ echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (
 core1_ticks() {
   awk '/^cpu1 / { print $2 + $3, $4 + $7 + $8 }' /proc/stat
 }
-# run_wrk, and the CPU time core 1 (the proxy's) spent per request, user and kernel, into
-# $work/cpu as "label user_us kernel_us" (0 when wrk completed nothing). The kernel's share
-# includes the receive work of the packets the proxy sends, which loopback does on the sender's
-# core; the proxies not under load, pinned there too, add their idle timers. Requests are
-# req/s times the run's length.
+# run_wrk, and the CPU time core 1 (the proxy's; by default the upstream's too) spent per
+# request, user and kernel, into $work/cpu as "label user_us kernel_us" (0 when wrk completed
+# nothing). The kernel's share includes the receive work of the packets the proxy sends, which
+# loopback does on the sender's core; the proxies not under load, pinned there too, add their
+# idle timers. Requests are req/s times the run's length.
 run_peak() {  # label, wrk args...
   local label=$1 before after
   before=$(core1_ticks)
@@ -163,8 +181,22 @@ round_ratios() {  # target column file [prefix [reference]]
   done
 }
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
-peak_targets=(nginx nginx+headers)
-((gateway)) && peak_targets+=(gateway gateway+jwt+ratelimit)
+# The plain gateway runs next to nginx in either order: its goal is the tightest, and runs seconds
+# apart see the closest machine.
+peak_targets=(nginx)
+((gateway)) && peak_targets+=(gateway)
+peak_targets+=(nginx+headers)
+((gateway)) && peak_targets+=(gateway+jwt+ratelimit)
+peak_target() {  # target: whether the peak rounds run it
+  [[ " ${peak_targets[*]} " == *" $1 "* ]]
+}
+if [[ -n ${PEAK_TARGETS:-} ]]; then  # checked at the start
+  selected=()
+  for target in "${peak_targets[@]}"; do
+    [[ " $PEAK_TARGETS " == *" $target "* ]] && selected+=("$target")
+  done
+  peak_targets=("${selected[@]}")
+fi
 # The targets, in the order a round runs them: reversed in even rounds. The machine's speed
 # drifts over minutes; in a fixed order the drift within a round would favour the same target in
 # every round.
@@ -182,6 +214,12 @@ target_request() {  # target
     gateway+jwt+ratelimit) request=("${auth[@]}" "http://127.0.0.1:${gateway_port[plugins]}/") ;;
   esac
 }
+# A second of load on each target first, not counted: the first round would otherwise pay for
+# opening the upstream connections and for cold caches, which the first target pays most.
+for target in "${peak_targets[@]}"; do
+  target_request "$target"
+  run_wrk "warm-up:$target" -t1 -c50 -d1s "${request[@]}"
+done
 for round in $(seq 1 "$rounds"); do
   for target in $(in_round_order "$round" "${peak_targets[@]}"); do
     target_request "$target"
@@ -199,8 +237,8 @@ for round in $(seq 1 "$rounds"); do
         (n > 0 ? $2 / n : 0), usr, sys }' "$work/results"
   done
 done
-echo "(core1_usr, core1_sys: microseconds of the proxy's core per request, in user space and in the" \
-  "kernel)"
+echo "(core1_usr, core1_sys: microseconds of core 1 per request, in user space and in the kernel;" \
+  "core 1 runs the proxy$( ((upstream_core == 1)) && echo ' and the upstream'))"
 median() {  # printf-format: the median of the numbers on stdin, one per line
   sort -n | awk -v format="$1" '{ v[NR] = $1 }
     END { printf format, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
@@ -224,24 +262,30 @@ cat "$work/results.medians" >>"$work/results"
 if ((gateway)); then
   echo "ratios within rounds (median; range):"
   for target in gateway gateway+jwt+ratelimit; do
-    p99_worse=0
+    peak_target "$target" || continue
+    faster=0 p99_worse=0
     for round in $(seq 1 "$rounds"); do
+      (( $(field "$target#$round" 2) > $(field "nginx#$round" 2) )) && faster=$((faster + 1))
       (( $(field "$target#$round" 4) > $(field "nginx#$round" 4) )) && p99_worse=$((p99_worse + 1))
     done
-    printf '  %-24s %s; p99 above nginx'"'"'s in %d of %d rounds\n' "$target" \
+    printf '  %-24s %s; req/s above nginx'"'"'s in %d, p99 above in %d of %d rounds\n' "$target" \
       "$(round_ratios "$target" 2 "$work/results" | ratio_summary)" \
-      "$p99_worse" "$rounds"
+      "$faster" "$p99_worse" "$rounds"
   done
-  printf '  %-24s %s (nginx doing what the gateway must do, against plain nginx)\n' nginx+headers \
-    "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
-  printf '  %-24s %s (against nginx+headers)\n' gateway \
-    "$(round_ratios gateway 2 "$work/results" "" nginx+headers | ratio_summary)"
+  if peak_target nginx+headers; then
+    printf '  %-24s %s (nginx doing what the gateway must do, against plain nginx)\n' nginx+headers \
+      "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
+    printf '  %-24s %s (against nginx+headers)\n' gateway \
+      "$(round_ratios gateway 2 "$work/results" "" nginx+headers | ratio_summary)"
+  fi
   echo "p99 against nginx's in the same round (median; range):"
   for target in gateway gateway+jwt+ratelimit; do
+    peak_target "$target" || continue
     printf '  %-24s %s\n' "$target" "$(round_ratios "$target" 4 "$work/results" | ratio_summary)"
   done
   echo "core 1's time per request against nginx's in the same round (median; range):"
   for target in nginx+headers gateway gateway+jwt+ratelimit; do
+    peak_target "$target" || continue
     printf '  %-24s user   %s\n' "$target" \
       "$(round_ratios "$target" 2 "$work/cpu" | ratio_summary)"
     printf '  %-24s kernel %s\n' "$target" \
@@ -250,8 +294,8 @@ if ((gateway)); then
 fi
 
 # With CAPPED=1, each proxy held to half of core 1 by a CPU quota (cgroup cpu controller, 5 ms in
-# every 10 ms): the proxy is then the bottleneck, never wrk and the upstream on core 0, so its
-# req/s measures what a request costs it. Needs a writable cgroup cpu controller (root, not in a
+# every 10 ms; the upstream is not held): the proxy's quota is then the bottleneck, so its req/s
+# measures what a request costs it. Needs a writable cgroup cpu controller (root, not in a
 # container). Latency under a quota measures the quota's pauses, so only req/s is shown.
 cap_dir=""
 cap_enabled_cpu=0  # the script turned the v2 cpu controller on, and turns it off again
@@ -326,11 +370,14 @@ if [[ ${CAPPED:-0} == 1 ]] && ((gateway)) && make_cap; then
   done
   echo "ratios within rounds (median; range):"
   for target in nginx+headers gateway gateway+jwt+ratelimit; do
+    peak_target "$target" || continue
     printf '  %-24s %s\n' "$target" \
       "$(round_ratios "$target" 2 "$work/results" capped: | ratio_summary)"
   done
-  printf '  %-24s %s (against nginx+headers)\n' gateway \
-    "$(round_ratios gateway 2 "$work/results" capped: nginx+headers | ratio_summary)"
+  if peak_target nginx+headers; then
+    printf '  %-24s %s (against nginx+headers)\n' gateway \
+      "$(round_ratios gateway 2 "$work/results" capped: nginx+headers | ratio_summary)"
+  fi
 elif [[ ${CAPPED:-0} == 1 ]]; then
   echo
   if ((gateway)); then
