@@ -49,8 +49,8 @@ start_upstream() {
   write_temp_paths
   upstream_port=$(free_port)
   render "$here/nginx-upstream.conf.in" "$work/upstream.conf" PORT="$upstream_port" RUN_DIR="$work"
-  taskset -c "${upstream_core:-0}" $nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" \
-    >"$work/upstream.out" 2>&1 &
+  taskset -c "${upstream_core:-0}" $nginx -p "$work" -e "$work/upstream-error.log" \
+    -c "$work/upstream.conf" >"$work/upstream.out" 2>&1 &
   pids+=($!)
 }
 

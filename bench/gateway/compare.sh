@@ -39,18 +39,24 @@ $python -c 'import jwt' 2>/dev/null || { echo "python3-jwt missing: scripts/boot
 
 # Where the upstream runs: beside the proxy on core 1 (default), so that wrk has core 0 to itself
 # and the proxy's core is the one that saturates; or beside wrk on core 0 (UPSTREAM_CORE=0, the
-# layout of the rounds before 2026-11-30), where wrk and the upstream saturate core 0 first.
+# layout of the rounds before the ninth), where wrk and the upstream saturate core 0 first.
 upstream_core=${UPSTREAM_CORE:-1}
-[[ $upstream_core == [01] ]] || { echo "UPSTREAM_CORE is 0 or 1, not '$upstream_core'" >&2; exit 2; }
-# PEAK_TARGETS="nginx gateway" runs only those two in the peak rounds: more rounds in the same
-# time, each pair closer together. nginx is every ratio's reference, and the gateway section 2's.
-if [[ -n ${PEAK_TARGETS:-} ]]; then
-  for target in $PEAK_TARGETS; do
+[[ $upstream_core == [01] ]] ||
+  { echo "UPSTREAM_CORE is 0 or 1, not '$upstream_core'" >&2; exit 2; }
+# PEAK_TARGETS="nginx gateway" runs only those two in the peak rounds and in 1b: more rounds in
+# the same time, each pair closer together. nginx is every ratio's reference, and the gateway
+# section 2's.
+read -r -a requested_targets <<<"${PEAK_TARGETS:-}"
+requested() {  # target: whether PEAK_TARGETS names it
+  [[ " ${requested_targets[*]} " == *" $1 "* ]]
+}
+if ((${#requested_targets[@]})); then
+  for target in "${requested_targets[@]}"; do
     [[ $target == @(nginx|gateway|nginx+headers|gateway+jwt+ratelimit) ]] ||
       { echo "PEAK_TARGETS: no peak target '$target'" >&2; exit 2; }
   done
   for required in nginx gateway; do
-    [[ " $PEAK_TARGETS " == *" $required "* ]] || { echo "PEAK_TARGETS must include $required" >&2; exit 2; }
+    requested "$required" || { echo "PEAK_TARGETS must include $required" >&2; exit 2; }
   done
 fi
 source "$here/common.sh"
@@ -146,8 +152,9 @@ fi
 
 echo
 rounds=${ROUNDS:-3}
-echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1; upstream (nginx) on core $upstream_core;" \
-  "$rounds rounds, each target in turn within a round, reversed in even rounds =="
+echo "== 1. peak: wrk -t1 -c50 ${secs}s on core 0; proxies on core 1;" \
+  "upstream (nginx) on core $upstream_core; $rounds rounds, each target in turn within a round," \
+  "reversed in even rounds =="
 # A ratio is taken between runs of the same round, seconds apart: the load of the machine's
 # neighbours, which moves nginx's own rate by a third over minutes, then enters both sides.
 # Core 1's time in user space and in the kernel (system, irq and softirq), in clock ticks.
@@ -190,10 +197,10 @@ peak_targets+=(nginx+headers)
 peak_target() {  # target: whether the peak rounds run it
   [[ " ${peak_targets[*]} " == *" $1 "* ]]
 }
-if [[ -n ${PEAK_TARGETS:-} ]]; then  # checked at the start
+if ((${#requested_targets[@]})); then  # checked at the start
   selected=()
   for target in "${peak_targets[@]}"; do
-    [[ " $PEAK_TARGETS " == *" $target "* ]] && selected+=("$target")
+    requested "$target" && selected+=("$target")
   done
   peak_targets=("${selected[@]}")
 fi
