@@ -244,8 +244,8 @@ for round in $(seq 1 "$rounds"); do
         (n > 0 ? $2 / n : 0), usr, sys }' "$work/results"
   done
 done
-echo "(core1_usr, core1_sys: microseconds of core 1 per request, in user space and in the kernel;" \
-  "core 1 runs the proxy$( ((upstream_core == 1)) && echo ' and the upstream'))"
+echo "(core1_usr, core1_sys: microseconds of core 1 per request, in user space and in the" \
+  "kernel; core 1 runs the proxy$( ((upstream_core == 1)) && echo ' and the upstream'))"
 median() {  # printf-format: the median of the numbers on stdin, one per line
   sort -n | awk -v format="$1" '{ v[NR] = $1 }
     END { printf format, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
@@ -280,8 +280,8 @@ if ((gateway)); then
       "$faster" "$p99_worse" "$rounds"
   done
   if peak_target nginx+headers; then
-    printf '  %-24s %s (nginx doing what the gateway must do, against plain nginx)\n' nginx+headers \
-      "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
+    printf '  %-24s %s (nginx doing what the gateway must do, against plain nginx)\n' \
+      nginx+headers "$(round_ratios nginx+headers 2 "$work/results" | ratio_summary)"
     printf '  %-24s %s (against nginx+headers)\n' gateway \
       "$(round_ratios gateway 2 "$work/results" "" nginx+headers | ratio_summary)"
   fi
