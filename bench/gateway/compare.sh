@@ -43,22 +43,26 @@ $python -c 'import jwt' 2>/dev/null || { echo "python3-jwt missing: scripts/boot
 upstream_core=${UPSTREAM_CORE:-1}
 [[ $upstream_core == [01] ]] ||
   { echo "UPSTREAM_CORE is 0 or 1, not '$upstream_core'" >&2; exit 2; }
-# PEAK_TARGETS="nginx gateway" runs only those two in the peak rounds and in 1b: more rounds in
-# the same time, each pair closer together. nginx is every ratio's reference, and the gateway
-# section 2's.
-read -r -a requested_targets <<<"${PEAK_TARGETS:-}"
-requested() {  # target: whether PEAK_TARGETS names it
-  [[ " ${requested_targets[*]} " == *" $1 "* ]]
+listed() {  # word list...: whether the word is one of the list's
+  local word=$1
+  shift
+  [[ " $* " == *" $word "* ]]
 }
-if ((${#requested_targets[@]})); then
-  for target in "${requested_targets[@]}"; do
-    [[ $target == @(nginx|gateway|nginx+headers|gateway+jwt+ratelimit) ]] ||
-      { echo "PEAK_TARGETS: no peak target '$target'" >&2; exit 2; }
-  done
-  for required in nginx gateway; do
-    requested "$required" || { echo "PEAK_TARGETS must include $required" >&2; exit 2; }
-  done
-fi
+# The targets of the peak rounds (and of 1b), in the order a round runs them. The plain gateway
+# runs next to nginx in either order: its goal is the tightest, and runs seconds apart see the
+# closest machine.
+all_peak_targets=(nginx gateway nginx+headers gateway+jwt+ratelimit)
+# PEAK_TARGETS="nginx gateway" runs only those two: more rounds in the same time, each pair
+# closer together. nginx is every ratio's reference, and the gateway section 2's.
+read -r -a requested_targets <<<"${PEAK_TARGETS:-${all_peak_targets[*]}}"
+for target in "${requested_targets[@]}"; do
+  listed "$target" "${all_peak_targets[@]}" ||
+    { echo "PEAK_TARGETS: no peak target '$target'" >&2; exit 2; }
+done
+for required in nginx gateway; do
+  listed "$required" "${requested_targets[@]}" ||
+    { echo "PEAK_TARGETS must include $required" >&2; exit 2; }
+done
 source "$here/common.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -188,22 +192,14 @@ round_ratios() {  # target column file [prefix [reference]]
   done
 }
 run_wrk direct -t1 -c50 -d"${secs}s" "http://127.0.0.1:$upstream_port/"
-# The plain gateway runs next to nginx in either order: its goal is the tightest, and runs seconds
-# apart see the closest machine.
-peak_targets=(nginx)
-((gateway)) && peak_targets+=(gateway)
-peak_targets+=(nginx+headers)
-((gateway)) && peak_targets+=(gateway+jwt+ratelimit)
+peak_targets=()
+for target in "${all_peak_targets[@]}"; do
+  [[ $target == nginx* ]] || ((gateway)) || continue
+  listed "$target" "${requested_targets[@]}" && peak_targets+=("$target")
+done
 peak_target() {  # target: whether the peak rounds run it
-  [[ " ${peak_targets[*]} " == *" $1 "* ]]
+  listed "$1" "${peak_targets[@]}"
 }
-if ((${#requested_targets[@]})); then  # checked at the start
-  selected=()
-  for target in "${peak_targets[@]}"; do
-    requested "$target" && selected+=("$target")
-  done
-  peak_targets=("${selected[@]}")
-fi
 # The targets, in the order a round runs them: reversed in even rounds. The machine's speed
 # drifts over minutes; in a fixed order the drift within a round would favour the same target in
 # every round.

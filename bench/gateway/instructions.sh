@@ -25,7 +25,10 @@ for tool in valgrind callgrind_control callgrind_annotate wrk taskset curl; do
 done
 [[ -x $nginx ]] || { echo "nginx missing: scripts/bootstrap (package nginx-light)" >&2; exit 2; }
 [[ $target == nginx* || -x $aether ]] || { echo "build first: make build (no $aether)" >&2; exit 2; }
-case $target in gateway | plugins | nginx | nginx+headers) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
+case $target in
+  gateway | plugins | nginx | nginx+headers) ;;
+  *) echo "unknown target $target" >&2; exit 2 ;;
+esac
 [[ $target != plugins ]] || $python -c 'import jwt' 2>/dev/null ||
   { echo "python3-jwt missing: scripts/bootstrap" >&2; exit 2; }
 

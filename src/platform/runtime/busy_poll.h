@@ -52,10 +52,10 @@ struct IdleSpellCounts {
 // Runs `io` like io.run() on the calling thread, but polls for up to the window of a PollWindow
 // with `longest` before it sleeps, counting in `counts` how each idle spell ended. A spell that
 // ends in a wait is measured with the handler that ends it, so leave a handler's length of
-// headroom in `longest`. Between polls
-// it yields the core, so that anything else waiting for it there (an upstream on the same core)
-// runs first. Returns when `io` stops or runs out of work. Only for an io_context run by this
-// one thread: while a thread sleeps in the reactor, other threads' polls cannot see its sockets.
+// headroom in `longest`. Between polls it yields the core, so that anything else waiting for it
+// there (an upstream on the same core) runs first. Returns when `io` stops or runs out of work.
+// Only for an io_context run by this one thread: while a thread sleeps in the reactor, other
+// threads' polls cannot see its sockets.
 void run_busy_polling(boost::asio::io_context& io, std::chrono::microseconds longest,
                       IdleSpellCounts& counts);
 
